@@ -1,0 +1,1 @@
+"""Settings, database, tenancy, security, engines, logging and metrics: what the rest uses."""

@@ -1,0 +1,21 @@
+"""Typed application keys, declared in one place for every package that serves requests."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from pocdojo.core.metrics import HttpMetrics
+from pocdojo.core.ratelimit import RateLimiter
+from pocdojo.core.security import AccessTokens, Passwords
+from pocdojo.core.settings import Settings
+
+settings_key = web.AppKey("settings", Settings)
+db_pool_key = web.AppKey("db_pool", asyncpg.Pool)
+redis_key = web.AppKey("redis", Redis)
+passwords_key = web.AppKey("passwords", Passwords)
+tokens_key = web.AppKey("tokens", AccessTokens)
+limiter_key = web.AppKey("limiter", RateLimiter)
+metrics_key = web.AppKey("metrics", HttpMetrics)
+openapi_key = web.AppKey("openapi", dict)

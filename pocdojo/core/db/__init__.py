@@ -1,0 +1,62 @@
+"""PostgreSQL access: the application pool and tenant-scoped transactions.
+
+The pool connects as ``pocdojo_app``, a role that owns no table, so row-level security binds
+every query. ``tenant_tx`` opens a transaction with ``app.tenant_id`` set for its duration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+APP_ROLE = "pocdojo_app"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def open_pool(
+    owner_dsn: str, app_dsn: str | None, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    """Open the application's pool.
+
+    Args:
+        owner_dsn: the owner's connection string, used with ``role=pocdojo_app`` when no
+            separate application login is given.
+        app_dsn: a connection string that logs in as ``pocdojo_app`` itself, if there is one.
+        min_size: connections kept open.
+        max_size: connections at most.
+    """
+    server_settings = {"application_name": "pocdojo"}
+    if app_dsn is None:
+        # The session user is the owner but the current role is pocdojo_app, and RLS is
+        # decided by the current role. RESET ALL on release keeps the startup value.
+        server_settings["role"] = APP_ROLE
+    pool = await asyncpg.create_pool(
+        app_dsn or owner_dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings=server_settings,
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def tenant_tx(pool: asyncpg.Pool, tenant_id: UUID | None) -> AsyncIterator[Any]:
+    """A transaction in which row-level security shows only ``tenant_id``'s rows.
+
+    With ``tenant_id`` None no tenant is set, and every tenant-owned table looks empty.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        if tenant_id is not None:
+            await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+        yield conn

@@ -1,0 +1,74 @@
+"""Fixed-window counters in Redis, answered with ``RateLimited`` (429 + Retry-After).
+
+When Redis cannot be reached the limiter lets the request through and logs it: losing rate
+limiting for a while is better than refusing every login.
+"""
+
+from __future__ import annotations
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from pocdojo.core.errors import RateLimited
+
+log = structlog.get_logger(__name__)
+
+_PREFIX = "rl:"
+
+
+class RateLimiter:
+    """Counts events per key within a window of seconds."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def consume(self, key: str, *, limit: int, window: int, what: str) -> None:
+        """Count one event and refuse it if it is over ``limit`` in the window.
+
+        Raises:
+            RateLimited: more than ``limit`` events in the current window.
+        """
+        count, ttl = await self._hit(key, window)
+        if count > limit:
+            raise RateLimited(f"too many {what}; try again later", retry_after=ttl)
+
+    async def ensure_below(self, key: str, *, limit: int, what: str) -> None:
+        """Refuse when ``limit`` events are already counted, without counting one.
+
+        Raises:
+            RateLimited: the counter has reached ``limit``.
+        """
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(_PREFIX + key)
+                pipe.ttl(_PREFIX + key)
+                raw, ttl = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("rate limiter unavailable", error=str(exc))
+            return
+        if raw is not None and int(raw) >= limit:
+            raise RateLimited(f"too many {what}; try again later", retry_after=max(int(ttl), 1))
+
+    async def hit(self, key: str, *, window: int) -> int:
+        """Count one event; returns the count in the current window (0 if Redis is down)."""
+        return (await self._hit(key, window))[0]
+
+    async def reset(self, key: str) -> None:
+        """Forget the events counted under ``key``."""
+        try:
+            await self._redis.delete(_PREFIX + key)
+        except (RedisError, OSError) as exc:
+            log.warning("rate limiter unavailable", error=str(exc))
+
+    async def _hit(self, key: str, window: int) -> tuple[int, int]:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(_PREFIX + key)
+                pipe.expire(_PREFIX + key, window, nx=True)
+                pipe.ttl(_PREFIX + key)
+                count, _, ttl = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("rate limiter unavailable", error=str(exc))
+            return 0, 0
+        return int(count), max(int(ttl), 1)

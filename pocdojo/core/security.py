@@ -1,0 +1,148 @@
+"""Passwords (argon2id), access tokens (JWT) and opaque refresh tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from pocdojo.core.errors import Unauthorized
+from pocdojo.core.settings import Settings
+
+ROLES = ("admin", "user", "viewer")
+_ALGORITHM = "HS256"
+
+
+class Passwords:
+    """argon2id hashing, run off the event loop because it is slow on purpose."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        # Verified against when the user does not exist, so that an unknown name costs the
+        # same time as a wrong password.
+        self._decoy = self._hasher.hash(secrets.token_urlsafe(16))
+
+    async def hash(self, password: str) -> str:
+        """An argon2id hash of ``password``."""
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def verify(self, stored_hash: str | None, password: str) -> bool:
+        """True when ``password`` matches; a None hash spends the same time and fails."""
+
+        def check() -> bool:
+            try:
+                return self._hasher.verify(stored_hash or self._decoy, password) and (
+                    stored_hash is not None
+                )
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await asyncio.to_thread(check)
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """What an access token says about its bearer."""
+
+    user_id: UUID
+    tenant_id: UUID
+    role: str
+    session_id: UUID
+    expires_at: int
+
+
+class AccessTokens:
+    """Short-lived HS256 JWTs naming user, tenant, role and login session."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.require_jwt_secret()
+        self._issuer = settings.jwt_issuer
+        self.ttl = settings.access_token_ttl
+
+    def issue(self, *, user_id: UUID, tenant_id: UUID, role: str, session_id: UUID) -> str:
+        """A signed access token valid for ``ttl`` seconds."""
+        now = int(time.time())
+        claims = {
+            "sub": str(user_id),
+            "tid": str(tenant_id),
+            "role": role,
+            "sid": str(session_id),
+            "iss": self._issuer,
+            "iat": now,
+            "exp": now + self.ttl,
+            "typ": "access",
+        }
+        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+
+    def decode(self, token: str, *, verify_exp: bool = True) -> AccessClaims:
+        """Check signature, issuer and expiry.
+
+        Raises:
+            Unauthorized: the token is expired, forged or malformed.
+        """
+        try:
+            raw = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                issuer=self._issuer,
+                options={
+                    "require": ["sub", "tid", "role", "sid", "exp", "iss"],
+                    "verify_exp": verify_exp,
+                },
+            )
+            if raw.get("typ") != "access" or raw["role"] not in ROLES:
+                raise jwt.InvalidTokenError("not an access token")
+            return AccessClaims(
+                user_id=UUID(raw["sub"]),
+                tenant_id=UUID(raw["tid"]),
+                role=raw["role"],
+                session_id=UUID(raw["sid"]),
+                expires_at=int(raw["exp"]),
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("access token expired", code="token_expired") from exc
+        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+            raise Unauthorized("invalid access token", code="invalid_token") from exc
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """An opaque refresh token: ``<tenant id>.<secret>``; only its hash is stored."""
+
+    tenant_id: UUID
+    value: str
+
+    @classmethod
+    def new(cls, tenant_id: UUID) -> RefreshToken:
+        return cls(tenant_id, f"{tenant_id.hex}.{secrets.token_urlsafe(32)}")
+
+    @classmethod
+    def parse(cls, value: str) -> RefreshToken:
+        """Split off the tenant so the lookup can run under that tenant's RLS.
+
+        Raises:
+            Unauthorized: the token is not of our shape.
+        """
+        head, _, tail = value.partition(".")
+        if len(tail) < 32 or len(value) > 200:
+            raise Unauthorized("invalid refresh token", code="invalid_token")
+        try:
+            return cls(UUID(hex=head), value)
+        except ValueError as exc:
+            raise Unauthorized("invalid refresh token", code="invalid_token") from exc
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.value.encode()).digest()

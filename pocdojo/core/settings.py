@@ -1,0 +1,153 @@
+"""One frozen, typed settings object, read once from the environment and CLI options.
+
+Every value has an environment variable named after it in upper case (``DATABASE_URL``,
+``JWT_SECRET``, ``ACCESS_TOKEN_TTL``...). CLI options override the environment. Secrets are
+``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pocdojo.core.errors import ConfigError
+
+JWT_SECRET_FILE = "jwt_secret"
+
+
+class Settings(BaseSettings):
+    """Everything the server, the worker and the CLI need to know, fixed at start."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=False)
+
+    data_dir: Path = Path(".pocdojo")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+    # Engines: unset means "start the embedded one under data_dir".
+    database_url: SecretStr | None = None
+    database_app_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    object_store_url: str | None = None
+    opensearch_url: str | None = None
+
+    # Tokens.
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "pocdojo"
+    access_token_ttl: int = Field(15 * 60, ge=10, le=24 * 3600)
+    refresh_token_ttl: int = Field(30 * 24 * 3600, ge=60)
+
+    # Password hashing cost (argon2id). Defaults follow RFC 9106's second recommendation.
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(64 * 1024, ge=8)
+    argon2_parallelism: int = Field(1, ge=1)
+
+    # Limits.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    db_pool_min: int = Field(1, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    login_fail_limit_account: int = Field(5, ge=1)
+    login_fail_limit_ip: int = Field(30, ge=1)
+    login_fail_window: int = Field(15 * 60, ge=1)
+    signup_limit_ip: int = Field(10, ge=1)
+    signup_window: int = Field(3600, ge=1)
+    requests_per_minute_user: int = Field(1200, ge=1)
+    trust_forwarded_for: bool = False
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> Self:
+        if self.db_pool_min > self.db_pool_max:
+            raise ValueError("db_pool_min must not exceed db_pool_max")
+        return self
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the environment, apply CLI overrides (``None`` means "not given").
+
+        Raises:
+            ConfigError: a value is missing or invalid; the message names the variable.
+        """
+        given = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'_'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigError(f"invalid settings: {problems}") from exc
+
+    @property
+    def embedded_database(self) -> bool:
+        """True when the server starts its own PostgreSQL under ``data_dir``."""
+        return self.database_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        """True when the server starts its own Valkey under ``data_dir``."""
+        return self.redis_url is None
+
+    def with_engines(
+        self, *, database_url: str, database_app_url: str | None, redis_url: str
+    ) -> Settings:
+        """Return a copy pointing at engines that were started for us."""
+        return self.model_copy(
+            update={
+                "database_url": SecretStr(database_url),
+                "database_app_url": SecretStr(database_app_url) if database_app_url else None,
+                "redis_url": SecretStr(redis_url),
+            }
+        )
+
+    def with_jwt_secret(self, embedded: bool) -> Settings:
+        """Resolve the JWT secret.
+
+        In embedded mode a secret is generated once and kept in the data directory, so tokens
+        survive restarts; otherwise ``JWT_SECRET`` must be set.
+
+        Raises:
+            ConfigError: no secret and not embedded, or the secret is too short.
+        """
+        if self.jwt_secret is not None:
+            if len(self.jwt_secret.get_secret_value()) < 32:
+                raise ConfigError("JWT_SECRET must be at least 32 characters long")
+            return self
+        if not embedded:
+            raise ConfigError(
+                "JWT_SECRET is not set: it is required when DATABASE_URL points at an external "
+                "database (generate one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        path = self.data_dir / JWT_SECRET_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return self.model_copy(update={"jwt_secret": SecretStr(path.read_text().strip())})
+
+    def require_jwt_secret(self) -> str:
+        """The JWT signing secret; settings must have been resolved first."""
+        if self.jwt_secret is None:
+            raise ConfigError("JWT_SECRET is not set")
+        return self.jwt_secret.get_secret_value()
+
+    def require_database_url(self) -> str:
+        """The owner connection string (migrations)."""
+        if self.database_url is None:
+            raise ConfigError("DATABASE_URL is not set")
+        return self.database_url.get_secret_value()
+
+    def require_redis_url(self) -> str:
+        """The Redis connection string."""
+        if self.redis_url is None:
+            raise ConfigError("REDIS_URL is not set")
+        return self.redis_url.get_secret_value()

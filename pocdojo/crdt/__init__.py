@@ -1,0 +1,1 @@
+"""Yjs documents: persistence (update log and snapshots), compaction, history, limits."""

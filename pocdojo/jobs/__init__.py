@@ -1,0 +1,1 @@
+"""arq worker settings and tasks: reports, yearly videos, emails, search indexing."""

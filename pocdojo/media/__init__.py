@@ -1,0 +1,1 @@
+"""WebRTC recorder, audio mixing and video rendering."""

@@ -1,0 +1,1 @@
+"""The aiohttp application factory, the CLI, and the WebSocket rooms."""

@@ -1,0 +1,102 @@
+"""The ``pocdojo`` command: serve, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from aiohttp import web
+
+from pocdojo.core.db.migrate import migrate
+from pocdojo.core.embedded import embedded_engines
+from pocdojo.core.errors import ConfigError
+from pocdojo.core.logging import configure_logging
+from pocdojo.core.settings import Settings
+
+
+def _load(**options: Any) -> Settings:
+    try:
+        settings = Settings.load(**options)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+@contextlib.contextmanager
+def _engines(settings: Settings) -> Iterator[tuple[Settings, list[str]]]:
+    """Start what is not configured, migrate, and yield fully resolved settings."""
+    with embedded_engines(
+        settings.data_dir,
+        postgres=settings.embedded_database,
+        valkey=settings.embedded_redis,
+    ) as started:
+        resolved = settings.with_engines(
+            database_url=started.database_url or settings.require_database_url(),
+            database_app_url=started.database_app_url
+            or (
+                settings.database_app_url.get_secret_value() if settings.database_app_url else None
+            ),
+            redis_url=started.redis_url or settings.require_redis_url(),
+        )
+        try:
+            resolved = resolved.with_jwt_secret(embedded=settings.embedded_database)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        applied = asyncio.run(migrate(resolved.require_database_url()))
+        if applied:
+            click.echo(f"applied migrations: {', '.join(applied)}")
+        yield resolved, started.started
+
+
+_data_dir = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where embedded engines keep their data [env DATA_DIR; default ./.pocdojo].",
+)
+
+
+@click.group()
+@click.version_option(package_name="pocdojo")
+def main() -> None:
+    """pocdojo: POCs, search and live collaborative dojos."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [env HOST; default 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [env PORT; default 8080].")
+@_data_dir
+def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Serve HTTP and WebSocket, starting PostgreSQL and Valkey if no URL is configured."""
+    settings = _load(host=host, port=port, data_dir=data_dir)
+    from pocdojo.realtime.app import create_app
+
+    with _engines(settings) as (resolved, started):
+        for line in started:
+            click.echo(f"started {line}")
+        if not started:
+            click.echo("using the configured PostgreSQL and Redis; started nothing")
+        click.echo(f"pocdojo listening on http://{resolved.host}:{resolved.port}  (Ctrl-C stops)")
+        web.run_app(
+            create_app(resolved),
+            host=resolved.host,
+            port=resolved.port,
+            print=None,
+            access_log=None,
+        )
+        click.echo("stopping")
+    click.echo("stopped")
+
+
+@main.command(name="migrate")
+@_data_dir
+def migrate_command(data_dir: Path | None) -> None:
+    """Apply pending database migrations and exit."""
+    settings = _load(data_dir=data_dir)
+    with _engines(settings):
+        click.echo("database is up to date")

@@ -1,0 +1,1 @@
+"""REST handlers, request validation, error mapping and the OpenAPI document."""

@@ -1,0 +1,396 @@
+"""Declared operations: one decorator gives a handler its route, its validated input, its
+authentication and its OpenAPI description, so the document cannot drift from the code.
+
+A handler is ``async def f(ctx: Ctx, body: Model | None = ..., query: Model = ...)`` and returns
+a pydantic model (serialized with the declared status) or an aiohttp response.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any, cast
+from uuid import UUID
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from pocdojo.core import appkeys
+from pocdojo.core.db import sessions as sessions_db
+from pocdojo.core.db import tenant_tx
+from pocdojo.core.db.audit import Actor
+from pocdojo.core.db.sessions import Principal
+from pocdojo.core.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    UnsupportedMedia,
+    ValidationFailed,
+)
+
+Handler = Callable[..., Awaitable[Any]]
+
+request_id_key = web.RequestKey("request_id", str)
+
+
+class ApiModel(BaseModel):
+    """Base of every request and response body: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class ErrorBody(ApiModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(ApiModel):
+    """Every failure answers with this shape."""
+
+    error: ErrorBody
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    auth: bool
+    roles: tuple[str, ...]
+    errors: tuple[int, ...]
+    media_type: str
+
+
+@dataclass
+class Routes:
+    """The operations of one module, added to the application with ``install``."""
+
+    tag: str
+    operations: list[Operation] = field(default_factory=list)
+
+    def op(
+        self,
+        method: str,
+        path: str,
+        *,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        auth: bool = True,
+        roles: tuple[str, ...] = (),
+        errors: tuple[int, ...] = (),
+        media_type: str = "application/json",
+    ) -> Callable[[Handler], Handler]:
+        """Declare one operation; body and query models are read from the signature."""
+
+        def register(handler: Handler) -> Handler:
+            hints = inspect.get_annotations(handler, eval_str=True)
+            body = hints.get("body")
+            query = hints.get("query")
+            self.operations.append(
+                Operation(
+                    method=method,
+                    path=path,
+                    handler=handler,
+                    summary=(inspect.getdoc(handler) or handler.__name__).splitlines()[0],
+                    tag=self.tag,
+                    body=body,
+                    query=query,
+                    response=response,
+                    status=status,
+                    auth=auth,
+                    roles=roles,
+                    errors=errors,
+                    media_type=media_type,
+                )
+            )
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        """Add every operation to ``app``'s router."""
+        for operation in self.operations:
+            app.router.add_route(operation.method, operation.path, _endpoint(operation))
+
+
+class Ctx:
+    """What a handler sees: the request, the caller, an open tenant transaction, the engines."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.app = request.app
+        self.settings = request.app[appkeys.settings_key]
+        self._principal: Principal | None = None
+        self._conn: Any = None
+
+    @property
+    def principal(self) -> Principal:
+        """The authenticated caller (only on ``auth=True`` operations)."""
+        if self._principal is None:
+            raise Unauthorized("authentication required", code="missing_token")
+        return self._principal
+
+    @property
+    def conn(self) -> Any:
+        """The request's connection, inside a transaction scoped to the caller's tenant."""
+        if self._conn is None:
+            raise RuntimeError("no tenant transaction on an anonymous operation")
+        return self._conn
+
+    @property
+    def request_id(self) -> str:
+        return str(self.request.get(request_id_key, "-"))
+
+    @property
+    def client_ip(self) -> str | None:
+        """The caller's address; the first X-Forwarded-For hop only behind a trusted proxy."""
+        if self.settings.trust_forwarded_for:
+            forwarded = self.request.headers.get("X-Forwarded-For", "")
+            first = forwarded.split(",", 1)[0].strip()
+            if first:
+                return first[:45]
+        return self.request.remote
+
+    def actor(self, tenant_id: Any = None, user_id: Any = None) -> Actor:
+        """The audit actor: the caller by default, or the given tenant and user."""
+        if self._principal is not None:
+            tenant_id = tenant_id or self._principal.tenant_id
+            user_id = user_id or self._principal.user_id
+        return Actor(
+            tenant_id=tenant_id,
+            user_id=user_id,
+            request_id=self.request_id,
+            ip_address=self.client_ip,
+            user_agent=self.request.headers.get("User-Agent"),
+        )
+
+    def path_id(self, name: str, what: str) -> UUID:
+        """A UUID path parameter; anything else cannot name a row, so it is a 404."""
+        try:
+            return UUID(self.request.match_info[name])
+        except ValueError as exc:
+            raise NotFound(f"{what} not found") from exc
+
+    def require_tenant(self, tenant_id: Any) -> None:
+        """Refuse a body ``tenantId`` that is not the caller's tenant."""
+        if tenant_id is not None and tenant_id != self.principal.tenant_id:
+            raise Forbidden("tenantId does not match the token", code="tenant_mismatch")
+
+
+def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "body",
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    if request.content_type != "application/json":
+        raise UnsupportedMedia("the body must be application/json")
+    raw = await request.read()
+    if not raw.strip():
+        raise BadRequest("the body is empty; a JSON object is expected", code="invalid_json")
+    try:
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        details = _validation_details(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
+        if any(d["type"] == "model_type" for d in details):
+            raise BadRequest("the body must be a JSON object", code="invalid_json") from exc
+        raise ValidationFailed("the body breaks a rule", details=details) from exc
+
+
+def _read_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    params: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        params[key] = values if len(values) > 1 else values[0]
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise BadRequest(
+            "a query parameter is invalid", code="invalid_query", details=_validation_details(exc)
+        ) from exc
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("an Authorization: Bearer token is required", code="missing_token")
+    return token.strip()
+
+
+async def _authenticate(ctx: Ctx, stack: AsyncExitStack, operation: Operation) -> None:
+    claims = ctx.app[appkeys.tokens_key].decode(_bearer(ctx.request))
+    conn = await stack.enter_async_context(
+        tenant_tx(ctx.app[appkeys.db_pool_key], claims.tenant_id)
+    )
+    principal = await sessions_db.principal(conn, claims.session_id, claims.user_id)
+    if principal is None:
+        raise Unauthorized("the session has ended; log in again", code="session_revoked")
+    structlog.contextvars.bind_contextvars(
+        tenant=str(principal.tenant_id), user=str(principal.user_id)
+    )
+    ctx._principal, ctx._conn = principal, conn
+    if operation.roles and principal.role not in operation.roles:
+        raise Forbidden(f"this needs the role {' or '.join(operation.roles)}")
+    limit = ctx.settings.requests_per_minute_user
+    await ctx.app[appkeys.limiter_key].consume(
+        f"req:{principal.user_id}", limit=limit, window=60, what="requests"
+    )
+
+
+def _endpoint(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    @functools.wraps(operation.handler)
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        ctx = Ctx(request)
+        kwargs: dict[str, Any] = {}
+        if operation.query is not None:
+            kwargs["query"] = _read_query(request, operation.query)
+        async with AsyncExitStack() as stack:
+            if operation.auth:
+                await _authenticate(ctx, stack, operation)
+            if operation.body is not None:
+                kwargs["body"] = await _read_body(request, operation.body)
+            result = await operation.handler(ctx, **kwargs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        return web.Response(
+            body=cast(BaseModel, result).model_dump_json(by_alias=True),
+            status=operation.status,
+            content_type="application/json",
+        )
+
+    return endpoint
+
+
+# --- OpenAPI 3.1 -----------------------------------------------------------------------------
+
+_ERROR_TEXT = {
+    400: "Malformed input (bad JSON or query parameter)",
+    401: "Missing, expired, forged or revoked credentials",
+    403: "Not allowed for this caller",
+    404: "Not found in the caller's tenant",
+    409: "Conflicts with existing data",
+    413: "Body too large",
+    415: "Body is not application/json",
+    422: "Body breaks a validation rule",
+    429: "Rate limited; see Retry-After",
+    503: "A dependency is unavailable",
+}
+
+
+def _iter_models(operations: list[Operation]) -> Iterator[type[BaseModel]]:
+    yield ErrorResponse
+    for op in operations:
+        for model in (op.body, op.response):
+            if model is not None:
+                yield model
+
+
+def openapi_document(operations: list[Operation], *, version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``operations``."""
+    from pydantic.json_schema import models_json_schema
+
+    models = list(dict.fromkeys(_iter_models(operations)))
+    _, defs = models_json_schema(
+        [(m, "serialization") for m in models],
+        by_alias=True,
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        item = paths.setdefault(op.path, {})
+        item[op.method.lower()] = _operation_object(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "pocdojo",
+            "version": version,
+            "description": "POCs, search, favorites and live collaborative dojos.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation_object(op: Operation) -> dict[str, Any]:
+    doc = inspect.getdoc(op.handler) or ""
+    result: dict[str, Any] = {
+        "operationId": op.handler.__name__,
+        "summary": op.summary,
+        "description": doc,
+        "tags": [op.tag],
+    }
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", op.path)
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema(by_alias=True)
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            parameters.append(
+                {"name": name, "in": "query", "required": name in required, "schema": prop}
+            )
+    if parameters:
+        result["parameters"] = parameters
+    if op.body is not None:
+        result["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
+    success: dict[str, Any] = {"description": "Success"}
+    if op.response is not None:
+        success["content"] = {op.media_type: {"schema": _ref(op.response)}}
+    elif op.media_type != "application/json":
+        success["content"] = {op.media_type: {"schema": {"type": "string"}}}
+    responses: dict[str, Any] = {str(op.status): success}
+    codes = set(op.errors)
+    if op.body is not None:
+        codes |= {400, 413, 415, 422}
+    if op.query is not None:
+        codes.add(400)
+    if op.auth:
+        codes |= {401, 429}
+        result["security"] = [{"bearerAuth": []}]
+    if op.roles:
+        codes.add(403)
+    for code in sorted(codes):
+        responses[str(code)] = {
+            "description": _ERROR_TEXT.get(code, "Error"),
+            "content": {"application/json": {"schema": _ref(ErrorResponse)}},
+        }
+    result["responses"] = responses
+    return result

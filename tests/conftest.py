@@ -1,0 +1,106 @@
+"""Shared fixtures: real PostgreSQL and Valkey, started once per test session.
+
+With ``DATABASE_URL`` and ``REDIS_URL`` set, the suite uses those servers instead (the
+database must be one the suite may migrate). Every test works in tenants it creates itself, so
+tests share the engines without seeing each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+
+from pocdojo.core.db.migrate import migrate
+from pocdojo.core.embedded import embedded_engines
+from pocdojo.core.settings import Settings
+from pocdojo.realtime.app import create_app
+from tests.helpers import Account, signup
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@dataclass(frozen=True)
+class Engines:
+    database_url: str
+    database_app_url: str | None
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
+    """The PostgreSQL and Redis every test talks to, migrated once."""
+    with ExitStack() as stack:
+        database_url = os.environ.get("DATABASE_URL")
+        redis_url = os.environ.get("REDIS_URL")
+        app_url = os.environ.get("DATABASE_APP_URL")
+        if not (database_url and redis_url):
+            started = stack.enter_context(
+                embedded_engines(
+                    tmp_path_factory.mktemp("engines"),
+                    postgres=not database_url,
+                    valkey=not redis_url,
+                )
+            )
+            if not database_url:
+                database_url, app_url = started.database_url, started.database_app_url
+            redis_url = redis_url or started.redis_url
+        assert database_url
+        assert redis_url
+        asyncio.run(migrate(database_url))
+        yield Engines(database_url, app_url, redis_url)
+
+
+@pytest.fixture
+def settings(engines: Engines, tmp_path: Path) -> Settings:
+    """Settings for one test: fast password hashing, limits high enough not to interfere."""
+    return Settings(
+        data_dir=tmp_path,
+        database_url=SecretStr(engines.database_url),
+        database_app_url=SecretStr(engines.database_app_url) if engines.database_app_url else None,
+        redis_url=SecretStr(engines.redis_url),
+        jwt_secret=SecretStr(TEST_JWT_SECRET),
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        login_fail_limit_ip=100_000,
+        signup_limit_ip=100_000,
+        requests_per_minute_user=100_000,
+        trust_forwarded_for=True,
+        log_json=True,
+    )
+
+
+@pytest.fixture
+async def make_client(
+    settings: Settings, aiohttp_client: AiohttpClient
+) -> Callable[..., Awaitable[TestClient[Any, Any]]]:
+    """Build a client for an app whose settings differ from the test defaults."""
+
+    async def build(**overrides: Any) -> TestClient[Any, Any]:
+        return await aiohttp_client(create_app(settings.model_copy(update=overrides)))
+
+    return build
+
+
+@pytest.fixture
+async def client(
+    make_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+) -> TestClient[Any, Any]:
+    """A client for the application with the test settings."""
+    return await make_client()
+
+
+@pytest.fixture
+async def admin(client: TestClient[Any, Any]) -> Account:
+    """The admin of a fresh tenant, logged in."""
+    return await signup(client)
