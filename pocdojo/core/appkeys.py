@@ -6,8 +6,10 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from pocdojo.core.cache import PocCache
 from pocdojo.core.metrics import HttpMetrics
 from pocdojo.core.ratelimit import RateLimiter
+from pocdojo.core.search import SearchEngine
 from pocdojo.core.security import AccessTokens, Passwords
 from pocdojo.core.settings import Settings
 
@@ -19,3 +21,5 @@ tokens_key = web.AppKey("tokens", AccessTokens)
 limiter_key = web.AppKey("limiter", RateLimiter)
 metrics_key = web.AppKey("metrics", HttpMetrics)
 openapi_key = web.AppKey("openapi", dict)
+search_key = web.AppKey("search", SearchEngine)
+poc_cache_key = web.AppKey("poc_cache", PocCache)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     requests_per_minute_user: int = Field(1200, ge=1)
     trust_forwarded_for: bool = False
 
+    poc_cache_ttl: int = Field(60, ge=1)
+    view_flush_interval: float = Field(2.0, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = True
 

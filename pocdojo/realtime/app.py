@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
@@ -11,18 +13,28 @@ from redis.exceptions import RedisError
 
 import pocdojo
 from pocdojo.core import appkeys
+from pocdojo.core.cache import PocCache
 from pocdojo.core.db import open_pool
 from pocdojo.core.metrics import http_metrics
 from pocdojo.core.ratelimit import RateLimiter
+from pocdojo.core.search import opensearch, outbox
+from pocdojo.core.search.postgres import PostgresSearch
 from pocdojo.core.security import AccessTokens, Passwords
 from pocdojo.core.settings import Settings
-from pocdojo.rest import auth, ops, tenants, users
+from pocdojo.rest import auth, favorites, ops, pocs, tenants, users
 from pocdojo.rest.api import Routes, openapi_document
 from pocdojo.rest.middleware import pipeline
 
 log = structlog.get_logger(__name__)
 
-ROUTES: tuple[Routes, ...] = (ops.routes, auth.routes, tenants.routes, users.routes)
+ROUTES: tuple[Routes, ...] = (
+    ops.routes,
+    auth.routes,
+    tenants.routes,
+    users.routes,
+    pocs.routes,
+    favorites.routes,
+)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -52,8 +64,67 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         log.warning("redis unreachable at startup", error=str(exc))
     app[appkeys.redis_key] = client
     app[appkeys.limiter_key] = RateLimiter(client)
+    app[appkeys.poc_cache_key] = PocCache(client, ttl=app[appkeys.settings_key].poc_cache_ttl)
     yield
     await client.aclose()
+
+
+async def _view_flusher(app: web.Application) -> AsyncIterator[None]:
+    """Write buffered POC views to the database every few seconds, and once at shutdown."""
+    cache, pool = app[appkeys.poc_cache_key], app[appkeys.db_pool_key]
+    interval = app[appkeys.settings_key].view_flush_interval
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await cache.flush_views(pool)
+            except Exception:  # keep flushing after a transient failure; it is logged
+                log.exception("view flush failed")
+
+    task = asyncio.create_task(loop(), name="view-flusher")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    try:
+        await cache.flush_views(pool)
+    except Exception:
+        log.exception("final view flush failed")
+
+
+async def _search(app: web.Application) -> AsyncIterator[None]:
+    """PostgreSQL search by default; with OPENSEARCH_URL, OpenSearch fed by the outbox."""
+    url = app[appkeys.settings_key].opensearch_url
+    if not url:
+        app[appkeys.search_key] = PostgresSearch()
+        yield
+        return
+    client = opensearch.connect(url)
+    engine = opensearch.OpenSearchSearch(client)
+    app[appkeys.search_key] = engine
+    try:
+        await opensearch.ensure_index(client)
+    except Exception as exc:  # the drainer keeps retrying; searches fail until it is up
+        log.warning("opensearch unreachable at startup", error=str(exc))
+    pool = app[appkeys.db_pool_key]
+
+    async def drain() -> None:
+        while True:
+            try:
+                settled = await outbox.drain_once(pool, engine)
+            except Exception:
+                log.exception("search outbox drain failed")
+                settled = 0
+            if not settled:
+                await asyncio.sleep(1.0)
+
+    task = asyncio.create_task(drain(), name="search-outbox")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await client.close()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -70,6 +141,8 @@ def create_app(settings: Settings) -> web.Application:
     app[appkeys.tokens_key] = AccessTokens(settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_view_flusher)
+    app.cleanup_ctx.append(_search)
     for group in ROUTES:
         group.install(app)
     operations = [op for group in ROUTES for op in group.operations]

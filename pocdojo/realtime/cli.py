@@ -100,3 +100,29 @@ def migrate_command(data_dir: Path | None) -> None:
     settings = _load(data_dir=data_dir)
     with _engines(settings):
         click.echo("database is up to date")
+
+
+@main.command()
+@_data_dir
+def reindex(data_dir: Path | None) -> None:
+    """Rebuild the search index from the database (OpenSearch when OPENSEARCH_URL is set)."""
+    from pocdojo.core.search import opensearch
+    from pocdojo.core.search.reindex import reindex_opensearch, reindex_postgres
+
+    settings = _load(data_dir=data_dir)
+    with _engines(settings) as (resolved, _):
+        owner = resolved.require_database_url()
+        if resolved.opensearch_url:
+            client = opensearch.connect(resolved.opensearch_url)
+
+            async def run() -> int:
+                try:
+                    return await reindex_opensearch(owner, client)
+                finally:
+                    await client.close()
+
+            count = asyncio.run(run())
+            click.echo(f"indexed {count} POCs into OpenSearch")
+        else:
+            asyncio.run(reindex_postgres(owner))
+            click.echo("rebuilt the PostgreSQL search indexes")

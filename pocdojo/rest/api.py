@@ -138,6 +138,7 @@ class Ctx:
         self.settings = request.app[appkeys.settings_key]
         self._principal: Principal | None = None
         self._conn: Any = None
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def principal(self) -> Principal:
@@ -152,6 +153,11 @@ class Ctx:
         if self._conn is None:
             raise RuntimeError("no tenant transaction on an anonymous operation")
         return self._conn
+
+    def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` once the request's transaction has committed (e.g. drop a cache
+        entry, which done earlier could be refilled with the old row before the commit)."""
+        self._after_commit.append(action)
 
     @property
     def request_id(self) -> str:
@@ -275,6 +281,8 @@ def _endpoint(operation: Operation) -> Callable[[web.Request], Awaitable[web.Str
             if operation.body is not None:
                 kwargs["body"] = await _read_body(request, operation.body)
             result = await operation.handler(ctx, **kwargs)
+        for action in ctx._after_commit:
+            await action()
         if isinstance(result, web.StreamResponse):
             return result
         return web.Response(

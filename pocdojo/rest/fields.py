@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+
+from pocdojo.core.languages import LANGUAGES, canonical_language
 
 Role = Literal["admin", "user", "viewer"]
 Plan = Literal["standard", "premium", "enterprise"]
@@ -71,3 +74,63 @@ Name = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_no_control_chars),
 ]
+
+
+def _language(value: str) -> str:
+    name = canonical_language(value)
+    if name is None:
+        raise ValueError("unsupported language; GET /v1/languages lists the supported ones")
+    return name
+
+
+def _tags(values: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for raw in values:
+        tag = raw.strip().lower()
+        if not tag:
+            raise ValueError("tags must not be empty")
+        if len(tag) > 50:
+            raise ValueError("each tag must be at most 50 characters")
+        _no_control_chars(tag)
+        seen.setdefault(tag, None)
+    return list(seen)
+
+
+def split_tags(value: Any) -> Any:
+    """Query strings give tags as repeated parameters or comma-separated; flatten both."""
+    if value is None:
+        return []
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list):
+        return value
+    flat = [part for v in values for part in str(v).split(",")]
+    return _tags(flat)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError("must be an http or https URL")
+    return value
+
+
+PocTitle = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_control_chars),
+]
+Language = Annotated[
+    str,
+    AfterValidator(_language),
+    Field(description=f"one of: {', '.join(LANGUAGES)} (any case)"),
+]
+Tags = Annotated[
+    list[Annotated[str, StringConstraints(max_length=200)]],
+    Field(min_length=1, max_length=20),
+    AfterValidator(_tags),
+    Field(description="1-20 tags, each at most 50 characters; trimmed, lower-cased, de-duplicated"),
+]
+RepositoryUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_http_url)
+]
+Documentation = Annotated[str, Field(max_length=200_000, description="markdown")]

@@ -34,7 +34,9 @@ async def open_pool(
         min_size: connections kept open.
         max_size: connections at most.
     """
-    server_settings = {"application_name": "pocdojo"}
+    # Name search forgives typos down to this trigram word similarity ("stremas" ~ "streams"
+    # is 0.5); the default 0.6 misses most one-letter slips in short words.
+    server_settings = {"application_name": "pocdojo", "pg_trgm.word_similarity_threshold": "0.4"}
     if app_dsn is None:
         # The session user is the owner but the current role is pocdojo_app, and RLS is
         # decided by the current role. RESET ALL on release keeps the startup value.

@@ -1,0 +1,167 @@
+"""Search on PostgreSQL: tsvector + GIN for full text, pg_trgm for partial and misspelled
+names, GIN on tags; facets computed over the same filtered set in the same statement.
+
+Row-level security already confines every statement to the tenant of the transaction; the
+explicit ``tenant_id`` condition is there too so the tenant-leading indexes are used.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pocdojo.core.search import (
+    FACET_LANGUAGES,
+    FACET_TAGS,
+    FacetCount,
+    PocHit,
+    PocQuery,
+    SearchPage,
+    Suggestions,
+)
+
+_TSQUERY = "websearch_to_tsquery('english', {})"
+
+
+def escape_like(text: str) -> str:
+    """Escape LIKE wildcards so user input matches literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class _Sql:
+    """Collects WHERE conditions and their ``$n`` parameters."""
+
+    def __init__(self, tenant_id: UUID) -> None:
+        self.params: list[Any] = [tenant_id]
+        self.where = ["p.tenant_id = $1", "p.status <> 'deleted'"]
+
+    def arg(self, value: Any) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+
+def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
+    """The one statement that answers ``query``: total, page and facets."""
+    sql = _Sql(tenant_id)
+    score = "0::real"
+    if query.name:
+        name = sql.arg(query.name)
+        like = sql.arg(f"%{escape_like(query.name)}%")
+        # ILIKE finds any substring; <% (word similarity) forgives typos.
+        sql.where.append(f"(p.title ILIKE {like} OR {name} <% p.title)")
+        score = f"word_similarity({name}, p.title)"
+    if query.q:
+        tsquery = _TSQUERY.format(sql.arg(query.q))
+        sql.where.append(f"p.search @@ {tsquery}")
+        score = f"ts_rank_cd(p.search, {tsquery}, 32)" + (f" + {score}" if query.name else "")
+    if query.language:
+        sql.where.append(f"p.language = {sql.arg(query.language)}")
+    if query.tags:
+        operator = "&&" if query.tags_mode == "any" else "@>"
+        sql.where.append(f"p.tags {operator} {sql.arg(list(query.tags))}::text[]")
+    if query.owner:
+        sql.where.append(f"p.user_id = {sql.arg(query.owner)}")
+    if query.status:
+        sql.where.append(f"p.status = {sql.arg(query.status)}")
+    if query.created_from:
+        sql.where.append(f"p.created_at >= {sql.arg(query.created_from)}")
+    if query.created_to:
+        sql.where.append(f"p.created_at < {sql.arg(query.created_to)}")
+
+    order = {
+        "created": "h.created_at DESC, h.id DESC",
+        "title": "lower(h.title), h.id",
+        "popularity": "h.favorite_count DESC, h.view_count DESC, h.created_at DESC, h.id DESC",
+        "relevance": "h.score DESC, h.created_at DESC, h.id DESC",
+    }[query.sort if (query.sort != "relevance" or query.name or query.q) else "created"]
+    limit, offset = sql.arg(query.limit), sql.arg(query.offset)
+    statement = f"""
+    WITH hits AS MATERIALIZED (
+        SELECT p.id, p.title, p.language, p.tags, p.created_at, p.favorite_count,
+               p.view_count, {score} AS score
+        FROM pocs p WHERE {" AND ".join(sql.where)}
+    ), page AS (
+        SELECT h.id, row_number() OVER (ORDER BY {order}) AS ord
+        FROM hits h ORDER BY {order} LIMIT {limit} OFFSET {offset}
+    )
+    SELECT
+        (SELECT count(*) FROM hits) AS total,
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(language, n) ORDER BY n DESC, language), '[]')
+           FROM (SELECT language, count(*) AS n FROM hits GROUP BY language
+                 ORDER BY n DESC, language LIMIT {FACET_LANGUAGES}) f) AS languages,
+        (SELECT coalesce(jsonb_agg(jsonb_build_array(tag, n) ORDER BY n DESC, tag), '[]')
+           FROM (SELECT tag, count(*) AS n FROM hits, unnest(hits.tags) AS tag GROUP BY tag
+                 ORDER BY n DESC, tag LIMIT {FACET_TAGS}) f) AS tags,
+        (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'id', p.id, 'title', p.title, 'description', p.description,
+                    'language', p.language, 'tags', p.tags, 'user_id', p.user_id,
+                    'status', p.status, 'created_at', p.created_at,
+                    'views', p.view_count, 'favorites', p.favorite_count) ORDER BY page.ord), '[]')
+           FROM page JOIN pocs p ON p.id = page.id) AS pocs
+    """
+    return statement, sql.params
+
+
+def _hit(doc: dict[str, Any]) -> PocHit:
+    return PocHit(
+        poc_id=UUID(doc["id"]),
+        title=doc["title"],
+        description=doc["description"],
+        language=doc["language"],
+        tags=doc["tags"],
+        user_id=UUID(doc["user_id"]),
+        status=doc["status"],
+        created_at=datetime.fromisoformat(doc["created_at"]),
+        views=doc["views"],
+        favorites=doc["favorites"],
+    )
+
+
+class PostgresSearch:
+    """The default search engine: the tenant's own transaction answers every query."""
+
+    async def search(self, conn: Any, tenant_id: UUID, query: PocQuery) -> SearchPage:
+        statement, params = build_search(tenant_id, query)
+        row = await conn.fetchrow(statement, *params)
+        return SearchPage(
+            hits=[_hit(doc) for doc in row["pocs"]],
+            total=row["total"],
+            languages=[FacetCount(v, n) for v, n in row["languages"]],
+            tags=[FacetCount(v, n) for v, n in row["tags"]],
+        )
+
+    async def suggest(self, conn: Any, tenant_id: UUID, prefix: str, limit: int) -> Suggestions:
+        start = f"{escape_like(prefix)}%"
+        word = f"% {escape_like(prefix)}%"
+        titles = await conn.fetch(
+            """SELECT title FROM pocs
+               WHERE tenant_id = $1 AND status <> 'deleted'
+                 AND (title ILIKE $2 OR title ILIKE $3)
+               GROUP BY title
+               ORDER BY max(favorite_count) DESC, max(view_count) DESC, title
+               LIMIT $4""",
+            tenant_id,
+            start,
+            word,
+            limit,
+        )
+        tags = await conn.fetch(
+            """SELECT tag FROM poc_tags
+               WHERE tenant_id = $1 AND poc_count > 0 AND tag LIKE $2
+               ORDER BY poc_count DESC, tag LIMIT $3""",
+            tenant_id,
+            f"{escape_like(prefix.strip().lower())}%",
+            limit,
+        )
+        return Suggestions(titles=[r["title"] for r in titles], tags=[r["tag"] for r in tags])
+
+    async def popular_tags(self, conn: Any, tenant_id: UUID, limit: int) -> list[FacetCount]:
+        rows = await conn.fetch(
+            """SELECT tag, poc_count FROM poc_tags
+               WHERE tenant_id = $1 AND poc_count > 0
+               ORDER BY poc_count DESC, tag LIMIT $2""",
+            tenant_id,
+            limit,
+        )
+        return [FacetCount(r["tag"], r["poc_count"]) for r in rows]
