@@ -222,7 +222,7 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
         details = _validation_details(exc)
         if any(d["type"] == "json_invalid" for d in details):
             raise BadRequest("the body is not valid JSON", code="invalid_json") from exc
-        if any(d["type"] == "model_type" for d in details):
+        if any(d["type"] == "model_type" and d["field"] == "body" for d in details):
             raise BadRequest("the body must be a JSON object", code="invalid_json") from exc
         raise ValidationFailed("the body breaks a rule", details=details) from exc
 
@@ -273,11 +273,11 @@ def _endpoint(operation: Operation) -> Callable[[web.Request], Awaitable[web.Str
     async def endpoint(request: web.Request) -> web.StreamResponse:
         ctx = Ctx(request)
         kwargs: dict[str, Any] = {}
-        if operation.query is not None:
-            kwargs["query"] = _read_query(request, operation.query)
         async with AsyncExitStack() as stack:
             if operation.auth:
                 await _authenticate(ctx, stack, operation)
+            if operation.query is not None:
+                kwargs["query"] = _read_query(request, operation.query)
             if operation.body is not None:
                 kwargs["body"] = await _read_body(request, operation.body)
             result = await operation.handler(ctx, **kwargs)

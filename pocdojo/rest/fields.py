@@ -30,8 +30,16 @@ def _password_policy(value: str) -> str:
     return value
 
 
+# Bidirectional overrides and isolates can make text display as something else.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _no_control_chars(value: str) -> str:
-    if any(unicodedata.category(c).startswith("C") for c in value):
+    # Format characters (Cf) stay allowed, for the zero-width joiners of Indic and Persian
+    # names and emoji sequences; control, surrogate, private and unassigned ones do not.
+    if any(
+        unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or c in _BIDI_CONTROLS for c in value
+    ):
         raise ValueError("must not contain control characters")
     return value
 

@@ -140,7 +140,7 @@ async def create_tenant(ctx: Ctx, body: TenantCreate) -> TenantCreated:
                 plan=body.plan,
                 max_users=config.max_users or max_users,
                 max_pocs=config.max_pocs or max_pocs,
-                features=sorted(set(config.features)) if config.features else ALL_FEATURES,
+                features=ALL_FEATURES if config.features is None else sorted(set(config.features)),
             )
             admin = await users_db.insert(
                 conn,
