@@ -165,12 +165,13 @@ class Ctx:
 
     @property
     def client_ip(self) -> str | None:
-        """The caller's address; the first X-Forwarded-For hop only behind a trusted proxy."""
+        """The caller's address. Behind a trusted proxy, the last X-Forwarded-For entry: the
+        address the proxy itself saw (earlier entries are whatever the client sent)."""
         if self.settings.trust_forwarded_for:
             forwarded = self.request.headers.get("X-Forwarded-For", "")
-            first = forwarded.split(",", 1)[0].strip()
-            if first:
-                return first[:45]
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last[:45]
         return self.request.remote
 
     def actor(self, tenant_id: Any = None, user_id: Any = None) -> Actor:

@@ -80,15 +80,16 @@ async def login(ctx: Ctx, body: LoginRequest) -> LoginResponse:
     settings = ctx.settings
     limiter = ctx.app[appkeys.limiter_key]
     pool = ctx.app[appkeys.db_pool_key]
-    account_key = f"login:acct:{body.tenant_id.lower()}:{body.username.lower()}"
     ip_key = f"login:ip:{ctx.client_ip}"
     await limiter.ensure_below(ip_key, limit=settings.login_fail_limit_ip, what="failed logins")
+    async with tenant_tx(pool, None) as conn:
+        tenant_id = await tenants_db.resolve(conn, body.tenant_id)
+    # Keyed by the resolved tenant, so naming it by id or by domain counts as one account.
+    tenant_ref = str(tenant_id) if tenant_id else body.tenant_id.lower()
+    account_key = f"login:acct:{tenant_ref}:{body.username.lower()}"
     await limiter.ensure_below(
         account_key, limit=settings.login_fail_limit_account, what="failed logins"
     )
-
-    async with tenant_tx(pool, None) as conn:
-        tenant_id = await tenants_db.resolve(conn, body.tenant_id)
     credentials = None
     if tenant_id is not None:
         async with tenant_tx(pool, tenant_id) as conn:
