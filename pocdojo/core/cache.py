@@ -45,33 +45,60 @@ def _decode(raw: bytes) -> pocs_db.Poc:
     return pocs_db.Poc(**data)
 
 
+# Fill the cache only if no invalidation happened since the row was read: a reader that read
+# the database before a change committed must not put the old row back after it.
+_PUT_IF_CURRENT = """
+local generation = redis.call('GET', KEYS[2]) or ''
+if generation == ARGV[2] then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+    return 1
+end
+return 0
+"""
+_GENERATION_TTL = 3600
+
+
 class PocCache:
     """The POC row as last read from the database, per tenant, with a TTL."""
 
     def __init__(self, redis: Redis, ttl: int = 300) -> None:
         self._redis = redis
         self._ttl = ttl
+        self._put_if_current = redis.register_script(_PUT_IF_CURRENT)
 
-    async def get(self, tenant_id: UUID, poc_id: UUID) -> pocs_db.Poc | None:
-        """The cached POC, or None on a miss or when Redis is down."""
+    async def get(self, tenant_id: UUID, poc_id: UUID) -> tuple[pocs_db.Poc | None, str | None]:
+        """The cached POC (None on a miss or when Redis is down) and the generation to pass
+        to ``put`` after reading the database (None when Redis is down)."""
+        key = _key(tenant_id, poc_id)
         try:
-            raw = await self._redis.get(_key(tenant_id, poc_id))
+            raw, generation = await self._redis.mget(key, f"{key}:gen")
         except (RedisError, OSError) as exc:
             log.warning("poc cache unavailable", error=str(exc))
-            return None
-        return _decode(raw) if raw else None
+            return None, None
+        token = generation.decode() if generation else ""
+        return (_decode(raw) if raw else None), token
 
-    async def put(self, poc: pocs_db.Poc) -> None:
-        """Cache a POC as read from the database."""
+    async def put(self, poc: pocs_db.Poc, generation: str | None) -> None:
+        """Cache a POC read from the database, unless it changed since ``get``."""
+        if generation is None:
+            return
+        key = _key(poc.tenant_id, poc.id)
         try:
-            await self._redis.set(_key(poc.tenant_id, poc.id), _encode(poc), ex=self._ttl)
+            await self._put_if_current(
+                keys=[key, f"{key}:gen"], args=[_encode(poc), generation, self._ttl]
+            )
         except (RedisError, OSError) as exc:
             log.warning("poc cache unavailable", error=str(exc))
 
     async def invalidate(self, tenant_id: UUID, poc_id: UUID) -> None:
         """Forget a POC after it changed. A failure is logged; the TTL bounds staleness."""
+        key = _key(tenant_id, poc_id)
         try:
-            await self._redis.delete(_key(tenant_id, poc_id))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(f"{key}:gen")
+                pipe.expire(f"{key}:gen", _GENERATION_TTL)
+                pipe.delete(key)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             log.warning("poc cache invalidation failed", error=str(exc))
 
@@ -114,7 +141,8 @@ class PocCache:
                 async with tenant_tx(pool, tenant_id) as conn:
                     await pocs_db.add_views(conn, counts)
                 written += sum(counts.values())
-                await self._redis.delete(*(_key(tenant_id, p) for p in counts))
+                for poc_id in counts:
+                    await self.invalidate(tenant_id, poc_id)
                 fields = [f"{tenant_id}:{poc_id}" for poc_id in counts]
                 await cast(Awaitable[int], self._redis.hdel(batch, *fields))
         finally:

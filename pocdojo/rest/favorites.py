@@ -10,6 +10,7 @@ from uuid import UUID
 from pocdojo.core import appkeys
 from pocdojo.core.db import audit
 from pocdojo.core.db import pocs as pocs_db
+from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound
 from pocdojo.rest.api import ApiModel, Ctx, Routes
 from pocdojo.rest.users import PageQuery
@@ -94,6 +95,8 @@ async def list_favorites(ctx: Ctx, query: PageQuery) -> FavoriteList:
     user_id = ctx.path_id("userId", "user")
     if user_id != me.user_id and me.role != "admin":
         raise Forbidden("you can only list your own favorites")
+    if await users_db.get(ctx.conn, user_id) is None:
+        raise NotFound("user not found")
     entries, total = await pocs_db.favorites_of(
         ctx.conn, user_id, limit=query.limit, offset=(query.page - 1) * query.limit
     )

@@ -141,4 +141,21 @@ Tags = Annotated[
 RepositoryUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_http_url)
 ]
-Documentation = Annotated[str, Field(max_length=200_000, description="markdown")]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000; newlines and tabs stay allowed in free text.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Documentation = Annotated[
+    str, Field(max_length=200_000, description="markdown"), AfterValidator(_no_nul)
+]
+Description = Annotated[str, Field(max_length=10_000), AfterValidator(_no_nul)]
+SearchText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(_no_control_chars),
+]

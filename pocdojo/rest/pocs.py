@@ -20,10 +20,12 @@ from pocdojo.core.languages import LANGUAGES
 from pocdojo.core.search import FacetCount, PocHit, PocQuery
 from pocdojo.rest.api import ApiModel, Ctx, Routes
 from pocdojo.rest.fields import (
+    Description,
     Documentation,
     Language,
     PocTitle,
     RepositoryUrl,
+    SearchText,
     Tags,
     split_tags,
 )
@@ -36,7 +38,7 @@ PocStatus = Literal["active", "archived"]
 
 class PocCreate(ApiModel):
     title: PocTitle
-    description: str = Field(max_length=10_000)
+    description: Description
     language: Language
     tags: Tags
     repository_url: RepositoryUrl | None = None
@@ -47,7 +49,7 @@ class PocCreate(ApiModel):
 
 class PocUpdate(ApiModel):
     title: PocTitle | None = None
-    description: str | None = Field(None, max_length=10_000)
+    description: Description | None = None
     language: Language | None = None
     tags: Tags | None = None
     repository_url: RepositoryUrl | None = None
@@ -132,13 +134,13 @@ class SearchResult(PocList):
 
 
 class SearchQuery(ApiModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Annotated[SearchText, Field(max_length=200)] | None = None
     language: Language | None = None
     tags: Annotated[list[str], BeforeValidator(split_tags)] = Field(
         default_factory=list, max_length=20
     )
     tags_mode: Literal["any", "all"] = "any"
-    q: str | None = Field(None, min_length=1, max_length=500)
+    q: SearchText | None = None
     owner: UUID | None = None
     status: PocStatus | None = None
     created_from: datetime | None = None
@@ -150,7 +152,7 @@ class SearchQuery(ApiModel):
 
 
 class SuggestQuery(ApiModel):
-    prefix: str = Field(min_length=1, max_length=100)
+    prefix: Annotated[SearchText, Field(max_length=100)]
     limit: int = Field(10, ge=1, le=20)
 
 
@@ -361,12 +363,12 @@ async def get_poc(ctx: Ctx) -> PocOut:
     """A POC with its metrics; each read counts one view."""
     poc_id, tenant_id = ctx.path_id("pocId", "POC"), ctx.principal.tenant_id
     cache = ctx.app[appkeys.poc_cache_key]
-    poc = await cache.get(tenant_id, poc_id)
+    poc, generation = await cache.get(tenant_id, poc_id)
     if poc is None:
         poc = await pocs_db.get(ctx.conn, poc_id)
         if poc is None:
             raise NotFound("POC not found")
-        await cache.put(poc)
+        await cache.put(poc, generation)
     pending = await cache.count_view(tenant_id, poc_id)
     if pending is None:
         counted = await pocs_db.view_once(ctx.conn, poc_id)

@@ -197,6 +197,8 @@ def build_suggest(tenant_id: UUID, prefix: str, limit: int) -> dict[str, Any]:
             }
         },
         "sort": [{"favorites": "desc"}, {"views": "desc"}, {"title.keyword": "asc"}],
+        # One hit per distinct title, so shared titles do not crowd out others.
+        "collapse": {"field": "title.raw"},
         "size": limit,
         "_source": ["title"],
         "aggs": {
@@ -273,7 +275,7 @@ class OpenSearchSearch:
 
     async def suggest(self, conn: Any, tenant_id: UUID, prefix: str, limit: int) -> Suggestions:
         result = await self._query(tenant_id, build_suggest(tenant_id, prefix, limit))
-        titles = list(dict.fromkeys(h["_source"]["title"] for h in result["hits"]["hits"]))
+        titles = [h["_source"]["title"] for h in result["hits"]["hits"]]
         tags = [b["key"] for b in result["aggregations"]["tags"]["values"]["buckets"]]
         return Suggestions(titles=titles, tags=tags)
 
