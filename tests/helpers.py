@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,3 +123,16 @@ async def error_of(resp: Any) -> dict[str, Any]:
     assert {"code", "message", "details"} <= set(body["error"]), body
     error: dict[str, Any] = body["error"]
     return error
+
+
+async def wait_until(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Poll a condition that no event announces (e.g. a room unloading) until it holds.
+
+    Raises:
+        TimeoutError: it did not hold within ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached in time")
+        await asyncio.sleep(0.01)

@@ -8,9 +8,10 @@ from redis.asyncio import Redis
 
 from pocdojo.core.cache import PocCache
 from pocdojo.core.metrics import HttpMetrics
+from pocdojo.core.ports import LiveRooms
 from pocdojo.core.ratelimit import RateLimiter
 from pocdojo.core.search import SearchEngine
-from pocdojo.core.security import AccessTokens, Passwords
+from pocdojo.core.security import AccessTokens, ParticipantTokens, Passwords
 from pocdojo.core.settings import Settings
 
 settings_key = web.AppKey("settings", Settings)
@@ -23,3 +24,5 @@ metrics_key = web.AppKey("metrics", HttpMetrics)
 openapi_key = web.AppKey("openapi", dict)
 search_key = web.AppKey("search", SearchEngine)
 poc_cache_key = web.AppKey("poc_cache", PocCache)
+participant_tokens_key = web.AppKey("participant_tokens", ParticipantTokens)
+live_rooms_key = web.AppKey("live_rooms", LiveRooms)

@@ -146,3 +146,62 @@ class RefreshToken:
     @property
     def digest(self) -> bytes:
         return hashlib.sha256(self.value.encode()).digest()
+
+
+@dataclass(frozen=True)
+class DojoClaims:
+    """What a participant token says: who may do what in which dojo session."""
+
+    user_id: UUID
+    tenant_id: UUID
+    session_id: UUID
+    role: str
+
+
+class ParticipantTokens:
+    """JWTs handed out on joining a dojo and presented by its sockets (``?token=``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.require_jwt_secret()
+        self._issuer = settings.jwt_issuer
+        self.ttl = settings.participant_token_ttl
+
+    def issue(self, *, user_id: UUID, tenant_id: UUID, session_id: UUID, role: str) -> str:
+        """A signed participant token."""
+        now = int(time.time())
+        claims = {
+            "sub": str(user_id),
+            "tid": str(tenant_id),
+            "dsid": str(session_id),
+            "role": role,
+            "iss": self._issuer,
+            "iat": now,
+            "exp": now + self.ttl,
+            "typ": "dojo",
+        }
+        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+
+    def decode(self, token: str) -> DojoClaims:
+        """Raises:
+        Unauthorized: the token is expired, forged, malformed or not a participant token.
+        """
+        try:
+            raw = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                issuer=self._issuer,
+                options={"require": ["sub", "tid", "dsid", "role", "exp", "iss"]},
+            )
+            if raw.get("typ") != "dojo":
+                raise jwt.InvalidTokenError("not a participant token")
+            return DojoClaims(
+                user_id=UUID(raw["sub"]),
+                tenant_id=UUID(raw["tid"]),
+                session_id=UUID(raw["dsid"]),
+                role=raw["role"],
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("participant token expired", code="token_expired") from exc
+        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+            raise Unauthorized("invalid participant token", code="invalid_token") from exc

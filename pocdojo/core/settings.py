@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     poc_cache_ttl: int = Field(60, ge=1)
     view_flush_interval: float = Field(2.0, gt=0)
 
+    # Dojo rooms.
+    participant_token_ttl: int = Field(12 * 3600, ge=60)
+    ws_max_message_bytes: int = Field(1024 * 1024, ge=1024)
+    ws_max_document_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    ws_updates_per_second: float = Field(200.0, gt=0)
+    ws_update_burst: int = Field(400, ge=1)
+    ws_chat_per_minute: int = Field(120, ge=1)
+    dojo_persist_interval: float = Field(0.2, gt=0, le=5)
+    dojo_compact_every: int = Field(500, ge=1)
+    dojo_history_interval: float = Field(60.0, gt=0)
+    dojo_idle_unload: float = Field(30.0, ge=0)
+    chat_backlog: int = Field(50, ge=0, le=500)
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -132,10 +145,25 @@ class Settings(BaseSettings):
         path = self.data_dir / JWT_SECRET_FILE
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written whole under a temporary name, then linked into place: a crash leaves no
+            # half-written file, and of two starts racing, the first link wins for both.
+            tmp = path.with_name(f".{JWT_SECRET_FILE}.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
-        return self.model_copy(update={"jwt_secret": SecretStr(path.read_text().strip())})
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        secret = path.read_text().strip()
+        if len(secret) < 32:
+            raise ConfigError(
+                f"JWT_SECRET: the secret in {path} is shorter than 32 characters; "
+                "delete the file to have a new one generated"
+            )
+        return self.model_copy(update={"jwt_secret": SecretStr(secret)})
 
     def require_jwt_secret(self) -> str:
         """The JWT signing secret; settings must have been resolved first."""

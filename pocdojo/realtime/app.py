@@ -19,9 +19,12 @@ from pocdojo.core.metrics import http_metrics
 from pocdojo.core.ratelimit import RateLimiter
 from pocdojo.core.search import opensearch, outbox
 from pocdojo.core.search.postgres import PostgresSearch
-from pocdojo.core.security import AccessTokens, Passwords
+from pocdojo.core.security import AccessTokens, ParticipantTokens, Passwords
 from pocdojo.core.settings import Settings
-from pocdojo.rest import auth, favorites, ops, pocs, tenants, users
+from pocdojo.realtime import sockets
+from pocdojo.realtime.bus import Bus
+from pocdojo.realtime.rooms import RoomMetrics, Rooms, RoomSettings
+from pocdojo.rest import auth, dojos, favorites, ops, pocs, tenants, users
 from pocdojo.rest.api import Routes, openapi_document
 from pocdojo.rest.middleware import pipeline
 
@@ -34,6 +37,8 @@ ROUTES: tuple[Routes, ...] = (
     users.routes,
     pocs.routes,
     favorites.routes,
+    dojos.routes,
+    sockets.routes,
 )
 
 
@@ -127,6 +132,32 @@ async def _search(app: web.Application) -> AsyncIterator[None]:
     await client.close()
 
 
+async def _realtime(app: web.Application) -> AsyncIterator[None]:
+    """The node's bus to other nodes and the rooms it holds."""
+    settings = app[appkeys.settings_key]
+    bus = Bus(app[appkeys.redis_key])
+    rooms = Rooms(
+        app[appkeys.db_pool_key],
+        app[appkeys.redis_key],
+        bus,
+        RoomSettings(
+            persist_interval=settings.dojo_persist_interval,
+            compact_every=settings.dojo_compact_every,
+            history_interval=settings.dojo_history_interval,
+            idle_unload=settings.dojo_idle_unload,
+            max_document_bytes=settings.ws_max_document_bytes,
+        ),
+        RoomMetrics(app[appkeys.metrics_key].registry),
+    )
+    app[sockets.rooms_key] = rooms
+    app[appkeys.live_rooms_key] = rooms
+    await bus.start()
+    await rooms.start()
+    yield
+    await rooms.stop()
+    await bus.stop()
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; engines are connected on startup, not here.
 
@@ -139,10 +170,12 @@ def create_app(settings: Settings) -> web.Application:
     app[appkeys.metrics_key] = http_metrics()
     app[appkeys.passwords_key] = Passwords(settings)
     app[appkeys.tokens_key] = AccessTokens(settings)
+    app[appkeys.participant_tokens_key] = ParticipantTokens(settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_view_flusher)
     app.cleanup_ctx.append(_search)
+    app.cleanup_ctx.append(_realtime)
     for group in ROUTES:
         group.install(app)
     operations = [op for group in ROUTES for op in group.operations]

@@ -28,20 +28,25 @@ def _load(**options: Any) -> Settings:
 
 
 @contextlib.contextmanager
-def _engines(settings: Settings) -> Iterator[tuple[Settings, list[str]]]:
+def _engines(settings: Settings, *, redis: bool = True) -> Iterator[tuple[Settings, list[str]]]:
     """Start what is not configured, migrate, and yield fully resolved settings."""
+    if not settings.embedded_database:
+        try:  # fail before starting anything
+            settings.with_jwt_secret(embedded=False)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
     with embedded_engines(
         settings.data_dir,
         postgres=settings.embedded_database,
-        valkey=settings.embedded_redis,
+        valkey=redis and settings.embedded_redis,
     ) as started:
+        app_url = settings.database_app_url
+        redis_url = settings.redis_url
         resolved = settings.with_engines(
             database_url=started.database_url or settings.require_database_url(),
             database_app_url=started.database_app_url
-            or (
-                settings.database_app_url.get_secret_value() if settings.database_app_url else None
-            ),
-            redis_url=started.redis_url or settings.require_redis_url(),
+            or (app_url.get_secret_value() if app_url else None),
+            redis_url=started.redis_url or (redis_url.get_secret_value() if redis_url else ""),
         )
         try:
             resolved = resolved.with_jwt_secret(embedded=settings.embedded_database)
@@ -98,7 +103,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
 def migrate_command(data_dir: Path | None) -> None:
     """Apply pending database migrations and exit."""
     settings = _load(data_dir=data_dir)
-    with _engines(settings):
+    with _engines(settings, redis=False):
         click.echo("database is up to date")
 
 
@@ -110,7 +115,7 @@ def reindex(data_dir: Path | None) -> None:
     from pocdojo.core.search.reindex import reindex_opensearch, reindex_postgres
 
     settings = _load(data_dir=data_dir)
-    with _engines(settings) as (resolved, _):
+    with _engines(settings, redis=False) as (resolved, _):
         owner = resolved.require_database_url()
         if resolved.opensearch_url:
             client = opensearch.connect(resolved.opensearch_url)

@@ -36,6 +36,7 @@ from pocdojo.core.errors import (
 )
 
 Handler = Callable[..., Awaitable[Any]]
+RawHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 request_id_key = web.RequestKey("request_id", str)
 
@@ -75,6 +76,8 @@ class Operation:
     roles: tuple[str, ...]
     errors: tuple[int, ...]
     media_type: str
+    websocket: bool = False
+    other_responses: tuple[tuple[int, type[BaseModel]], ...] = ()
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Routes:
         roles: tuple[str, ...] = (),
         errors: tuple[int, ...] = (),
         media_type: str = "application/json",
+        other_responses: tuple[tuple[int, type[BaseModel]], ...] = (),
     ) -> Callable[[Handler], Handler]:
         """Declare one operation; body and query models are read from the signature."""
 
@@ -117,6 +121,33 @@ class Routes:
                     roles=roles,
                     errors=errors,
                     media_type=media_type,
+                    other_responses=other_responses,
+                )
+            )
+            return handler
+
+        return register
+
+    def socket(self, path: str) -> Callable[[RawHandler], RawHandler]:
+        """Declare a WebSocket endpoint: documented (101 Switching Protocols), installed as is."""
+
+        def register(handler: RawHandler) -> RawHandler:
+            self.operations.append(
+                Operation(
+                    method="GET",
+                    path=path,
+                    handler=handler,
+                    summary=(inspect.getdoc(handler) or handler.__name__).splitlines()[0],
+                    tag=self.tag,
+                    body=None,
+                    query=None,
+                    response=None,
+                    status=101,
+                    auth=False,
+                    roles=(),
+                    errors=(),
+                    media_type="application/octet-stream",
+                    websocket=True,
                 )
             )
             return handler
@@ -126,7 +157,8 @@ class Routes:
     def install(self, app: web.Application) -> None:
         """Add every operation to ``app``'s router."""
         for operation in self.operations:
-            app.router.add_route(operation.method, operation.path, _endpoint(operation))
+            handler = operation.handler if operation.websocket else _endpoint(operation)
+            app.router.add_route(operation.method, operation.path, handler)
 
 
 class Ctx:
@@ -314,7 +346,7 @@ _ERROR_TEXT = {
 def _iter_models(operations: list[Operation]) -> Iterator[type[BaseModel]]:
     yield ErrorResponse
     for op in operations:
-        for model in (op.body, op.response):
+        for model in (op.body, op.response, *(m for _, m in op.other_responses)):
             if model is not None:
                 yield model
 
@@ -380,6 +412,21 @@ def _operation_object(op: Operation) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": _ref(op.body)}},
         }
+    if op.websocket:
+        result["parameters"] = [
+            *parameters,
+            {
+                "name": "token",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "the participant token from joining the session",
+            },
+        ]
+        result["responses"] = {
+            "101": {"description": "Switching Protocols: see docs/realtime.md for the messages"}
+        }
+        return result
     success: dict[str, Any] = {"description": "Success"}
     if op.response is not None:
         success["content"] = {op.media_type: {"schema": _ref(op.response)}}
@@ -400,6 +447,11 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         responses[str(code)] = {
             "description": _ERROR_TEXT.get(code, "Error"),
             "content": {"application/json": {"schema": _ref(ErrorResponse)}},
+        }
+    for code, model in op.other_responses:
+        responses[str(code)] = {
+            "description": _ERROR_TEXT.get(code, "Response"),
+            "content": {"application/json": {"schema": _ref(model)}},
         }
     result["responses"] = responses
     return result

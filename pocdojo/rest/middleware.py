@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -93,6 +94,14 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
         code = _HTTP_CODES.get(exc.status, "http_error")
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, code, exc.reason, None, headers)
+    except (
+        asyncpg.CharacterNotInRepertoireError,
+        asyncpg.UntranslatableCharacterError,
+    ):
+        # Text PostgreSQL cannot store (a NUL character) that no field rule caught.
+        return error_response(
+            422, "validation_failed", "the input holds characters that cannot be stored (NUL)"
+        )
     except Exception:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "an internal error occurred")

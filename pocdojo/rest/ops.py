@@ -31,7 +31,7 @@ async def healthz(ctx: Ctx) -> Health:
     return Health(status="ok")
 
 
-@routes.op("GET", "/readyz", response=Readiness, auth=False, errors=(503,))
+@routes.op("GET", "/readyz", response=Readiness, auth=False, other_responses=((503, Readiness),))
 async def readyz(ctx: Ctx) -> web.Response:
     """Readiness: PostgreSQL and Redis answer within two seconds (503 otherwise)."""
 

@@ -1,0 +1,287 @@
+"""SQL for dojo sessions, participants, chat, and the collaborative document's storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class DojoSession:
+    id: UUID
+    tenant_id: UUID
+    poc_id: UUID
+    host_user_id: UUID
+    title: str
+    description: str | None
+    language: str | None
+    max_participants: int
+    join_code: str
+    status: str
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    recording_url: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Participant:
+    user_id: UUID
+    username: str
+    full_name: str | None
+    role: str
+    joined_at: datetime
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    id: UUID
+    user_id: UUID
+    username: str
+    text: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    taken_at: datetime
+    reason: str
+    code: str
+
+
+@dataclass(frozen=True)
+class StoredDoc:
+    """A document as stored: its snapshot and the updates logged after it."""
+
+    snapshot: bytes | None
+    upto_seq: int
+    updates: list[bytes]
+    last_seq: int
+
+
+_COLUMNS = (
+    "id, tenant_id, poc_id, host_user_id, title, description, language, max_participants, "
+    "join_code, status, scheduled_at, started_at, ended_at, recording_url, created_at"
+)
+
+
+def _session(row: Any) -> DojoSession:
+    return DojoSession(**{k: row[k] for k in DojoSession.__dataclass_fields__})
+
+
+async def insert(conn: Any, **fields: Any) -> DojoSession:
+    """Insert a session; ``fields`` are column names and values."""
+    names = ", ".join(fields)
+    params = ", ".join(f"${i}" for i in range(1, len(fields) + 1))
+    row = await conn.fetchrow(
+        f"INSERT INTO dojo_sessions ({names}) VALUES ({params}) RETURNING {_COLUMNS}",
+        *fields.values(),
+    )
+    return _session(row)
+
+
+async def get(conn: Any, session_id: UUID, *, for_update: bool = False) -> DojoSession | None:
+    """A session of the current tenant."""
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM dojo_sessions WHERE id = $1{lock}", session_id
+    )
+    return _session(row) if row else None
+
+
+async def open_sessions(conn: Any, *, limit: int, offset: int) -> tuple[list[DojoSession], int]:
+    """The tenant's scheduled and active sessions, soonest first."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS}, count(*) OVER () AS total FROM dojo_sessions
+            WHERE status <> 'ended'
+            ORDER BY coalesce(started_at, scheduled_at, created_at), id
+            LIMIT $1 OFFSET $2""",
+        limit,
+        offset,
+    )
+    total = (
+        rows[0]["total"]
+        if rows
+        else await conn.fetchval("SELECT count(*) FROM dojo_sessions WHERE status <> 'ended'")
+    )
+    return [_session(r) for r in rows], total
+
+
+async def set_status(conn: Any, session_id: UUID, status: str) -> DojoSession:
+    """Move a session to ``active`` or ``ended``, stamping the time once."""
+    stamp = "started_at" if status == "active" else "ended_at"
+    row = await conn.fetchrow(
+        f"""UPDATE dojo_sessions SET status = $2, {stamp} = coalesce({stamp}, now())
+            WHERE id = $1 RETURNING {_COLUMNS}""",
+        session_id,
+        status,
+    )
+    return _session(row)
+
+
+async def add_participant(
+    conn: Any, *, session_id: UUID, tenant_id: UUID, user_id: UUID, role: str
+) -> None:
+    """Add a participant (no-op if already in)."""
+    await conn.execute(
+        """INSERT INTO dojo_participants (session_id, tenant_id, user_id, role)
+           VALUES ($1, $2, $3, $4) ON CONFLICT (session_id, user_id) DO NOTHING""",
+        session_id,
+        tenant_id,
+        user_id,
+        role,
+    )
+
+
+async def participant_role(conn: Any, session_id: UUID, user_id: UUID) -> str | None:
+    """The role of a user in a session, if they joined."""
+    result: str | None = await conn.fetchval(
+        "SELECT role FROM dojo_participants WHERE session_id = $1 AND user_id = $2",
+        session_id,
+        user_id,
+    )
+    return result
+
+
+async def participants(conn: Any, session_id: UUID) -> list[Participant]:
+    """Everyone who joined, in joining order."""
+    rows = await conn.fetch(
+        """SELECT p.user_id, u.username, u.full_name, p.role, p.joined_at
+           FROM dojo_participants p JOIN users u ON u.id = p.user_id
+           WHERE p.session_id = $1 ORDER BY p.joined_at, u.username""",
+        session_id,
+    )
+    return [Participant(**dict(r)) for r in rows]
+
+
+async def count_participants(conn: Any, session_id: UUID) -> int:
+    """How many have joined (observers included)."""
+    result: int = await conn.fetchval(
+        "SELECT count(*) FROM dojo_participants WHERE session_id = $1", session_id
+    )
+    return result
+
+
+# --- chat ------------------------------------------------------------------------------------
+
+
+async def add_chat(
+    conn: Any, *, message_id: UUID, session_id: UUID, tenant_id: UUID, user_id: UUID, text: str
+) -> datetime:
+    """Store a chat message; returns its time."""
+    sent_at: datetime = await conn.fetchval(
+        """INSERT INTO dojo_chat (id, session_id, tenant_id, user_id, text)
+           VALUES ($1, $2, $3, $4, $5) RETURNING sent_at""",
+        message_id,
+        session_id,
+        tenant_id,
+        user_id,
+        text,
+    )
+    return sent_at
+
+
+async def chat_page(
+    conn: Any, session_id: UUID, *, before: datetime | None, limit: int
+) -> list[ChatMessage]:
+    """Up to ``limit`` messages older than ``before`` (or the newest), oldest first."""
+    rows = await conn.fetch(
+        """SELECT * FROM (
+               SELECT c.id, c.user_id, u.username, c.text, c.sent_at
+               FROM dojo_chat c JOIN users u ON u.id = c.user_id
+               WHERE c.session_id = $1 AND ($2::timestamptz IS NULL OR c.sent_at < $2)
+               ORDER BY c.sent_at DESC, c.id DESC LIMIT $3) newest
+           ORDER BY sent_at, id""",
+        session_id,
+        before,
+        limit,
+    )
+    return [ChatMessage(**dict(r)) for r in rows]
+
+
+# --- the document ----------------------------------------------------------------------------
+
+
+async def load_doc(conn: Any, session_id: UUID) -> StoredDoc:
+    """The stored snapshot and every update logged after it."""
+    snap = await conn.fetchrow(
+        "SELECT upto_seq, state FROM dojo_snapshots WHERE session_id = $1", session_id
+    )
+    upto = snap["upto_seq"] if snap else 0
+    rows = await conn.fetch(
+        "SELECT seq, data FROM dojo_updates WHERE session_id = $1 AND seq > $2 ORDER BY seq",
+        session_id,
+        upto,
+    )
+    return StoredDoc(
+        snapshot=snap["state"] if snap else None,
+        upto_seq=upto,
+        updates=[r["data"] for r in rows],
+        last_seq=rows[-1]["seq"] if rows else upto,
+    )
+
+
+async def append_updates(
+    conn: Any, session_id: UUID, tenant_id: UUID, updates: list[bytes]
+) -> None:
+    """Log accepted updates in order."""
+    await conn.executemany(
+        "INSERT INTO dojo_updates (session_id, tenant_id, data) VALUES ($1, $2, $3)",
+        [(session_id, tenant_id, u) for u in updates],
+    )
+
+
+async def save_snapshot(
+    conn: Any, session_id: UUID, tenant_id: UUID, state: bytes, upto_seq: int
+) -> None:
+    """Replace the snapshot with ``state`` (which includes every update up to ``upto_seq``)
+    and drop the updates it folds in."""
+    await conn.execute(
+        """INSERT INTO dojo_snapshots (session_id, tenant_id, upto_seq, state)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (session_id) DO UPDATE
+           SET upto_seq = excluded.upto_seq, state = excluded.state, updated_at = now()""",
+        session_id,
+        tenant_id,
+        upto_seq,
+        state,
+    )
+    await conn.execute(
+        "DELETE FROM dojo_updates WHERE session_id = $1 AND seq <= $2", session_id, upto_seq
+    )
+
+
+async def add_history(conn: Any, session_id: UUID, tenant_id: UUID, code: str, reason: str) -> None:
+    """Record the code as it stands."""
+    await conn.execute(
+        """INSERT INTO dojo_history (session_id, tenant_id, code, reason)
+           VALUES ($1, $2, $3, $4)""",
+        session_id,
+        tenant_id,
+        code,
+        reason,
+    )
+
+
+async def last_history_code(conn: Any, session_id: UUID) -> str | None:
+    """The code of the newest history entry."""
+    result: str | None = await conn.fetchval(
+        "SELECT code FROM dojo_history WHERE session_id = $1 ORDER BY taken_at DESC, id DESC "
+        "LIMIT 1",
+        session_id,
+    )
+    return result
+
+
+async def history(conn: Any, session_id: UUID) -> list[HistoryEntry]:
+    """Every history entry, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id, taken_at, reason, code FROM dojo_history WHERE session_id = $1 "
+        "ORDER BY taken_at, id",
+        session_id,
+    )
+    return [HistoryEntry(**dict(r)) for r in rows]

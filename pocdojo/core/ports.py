@@ -1,0 +1,19 @@
+"""Interfaces that outer packages implement and REST handlers call, so that ``rest`` does
+not import ``realtime``."""
+
+from __future__ import annotations
+
+from typing import Protocol
+from uuid import UUID
+
+
+class LiveRooms(Protocol):
+    """What REST needs of the live dojo rooms, on whichever node they are."""
+
+    async def end(self, session_id: UUID, tenant_id: UUID) -> None:
+        """Close every socket of the session on every node and record the final code."""
+        ...
+
+    async def online(self, session_id: UUID) -> set[str]:
+        """User ids (as strings) with an open socket to the session on any node."""
+        ...

@@ -1,0 +1,352 @@
+"""A dojo room on one node: the live Yjs document, its awareness, and the sockets attached here.
+
+The room speaks the y-websocket protocol with pycrdt's message functions. It is written here
+rather than on pycrdt-websocket's ``YRoom`` because a dojo needs what ``YRoom`` cannot give:
+which socket an update came from (observers are read-only; the origin node alone persists an
+update), updates from other nodes applied without being echoed back, per-socket limits with
+their own close codes, and awareness of those present sent to a late joiner at once.
+
+Each socket has a bounded outgoing queue drained by its own writer task, so fanning an update
+out never waits on a slow client; a client that falls too far behind is closed (4408).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import structlog
+from aiohttp import web
+from pycrdt import (
+    Awareness,
+    Decoder,
+    Doc,
+    Encoder,
+    YMessageType,
+    YSyncMessageType,
+    create_awareness_message,
+    create_sync_message,
+    create_update_message,
+    read_message,
+    write_message,
+)
+
+from pocdojo.crdt import document
+
+log = structlog.get_logger(__name__)
+
+_EMPTY_UPDATE = b"\x00\x00"
+_SYNC_STEP2_PREFIX = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
+_QUERY_AWARENESS = 3
+
+
+class CloseCode:
+    """WebSocket close codes of the dojo sockets (documented in docs/realtime.md)."""
+
+    GOING_AWAY = 1001
+    MALFORMED = 4400
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    NOT_FOUND = 4404
+    SLOW_CONSUMER = 4408
+    ENDED = 4410
+    TOO_LARGE = 4413
+    RATE_LIMITED = 4429
+
+
+class SocketClosed(Exception):
+    """Raised inside a room to close one socket with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int
+    max_document_bytes: int
+    updates_per_second: float
+    burst: int
+    queue_size: int = 1024
+
+
+@dataclass(eq=False)
+class Peer:
+    """One socket attached to a room on this node."""
+
+    ws: web.WebSocketResponse
+    user_id: UUID
+    username: str
+    role: str
+    limits: Limits
+    peer_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    awareness_ids: set[int] = field(default_factory=set)
+    _queue: asyncio.Queue[tuple[bytes | str, float]] = field(init=False)
+    _writer: asyncio.Task[None] | None = None
+    _tokens: float = 0.0
+    _refilled: float = field(default_factory=time.monotonic)
+    on_sent: Callable[[int, float], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._queue = asyncio.Queue(maxsize=self.limits.queue_size)
+        self._tokens = float(self.limits.burst)
+
+    @property
+    def readonly(self) -> bool:
+        return self.role == "observer"
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name=f"peer-{self.peer_id}")
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    def send(self, message: bytes | str, received_at: float | None = None) -> None:
+        """Queue a message; a peer whose queue is full is too slow and gets closed."""
+        if self.ws.closed:
+            return
+        try:
+            self._queue.put_nowait((message, received_at or time.perf_counter()))
+        except asyncio.QueueFull:
+            asyncio.get_running_loop().create_task(
+                self.close(CloseCode.SLOW_CONSUMER, "client too slow to keep up")
+            )
+
+    async def close(self, code: int, reason: str) -> None:
+        if not self.ws.closed:
+            await self.ws.close(code=code, message=reason.encode()[:120])
+
+    def take_update_token(self) -> bool:
+        """Token bucket for updates per second."""
+        now = time.monotonic()
+        rate = self.limits.updates_per_second
+        self._tokens = min(self.limits.burst, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def _write_loop(self) -> None:
+        while True:
+            message, received_at = await self._queue.get()
+            try:
+                if isinstance(message, bytes):
+                    await self.ws.send_bytes(message)
+                else:
+                    await self.ws.send_str(message)
+            except (ConnectionError, RuntimeError):
+                return  # the socket is gone; its reader notices and detaches
+            if self.on_sent is not None:
+                self.on_sent(len(message), time.perf_counter() - received_at)
+
+
+class Room:
+    """One session's live document on this node."""
+
+    def __init__(
+        self,
+        session_id: UUID,
+        tenant_id: UUID,
+        doc: Doc[Any],
+        *,
+        publish: Callable[[bytes, bytes], None],
+        max_document_bytes: int,
+    ) -> None:
+        self.session_id = session_id
+        self.tenant_id = tenant_id
+        self.doc = doc
+        self.awareness = Awareness(doc)
+        self.doc_peers: set[Peer] = set()
+        self.event_peers: set[Peer] = set()
+        self.pending: list[bytes] = []
+        self.pending_since: float | None = None
+        self.updates_since_compaction = 0
+        self.changed_since_history = False
+        self.size = len(doc.get_update())
+        self.max_document_bytes = max_document_bytes
+        self._publish = publish
+        self.idle_task: asyncio.Task[None] | None = None
+        self.on_update: Callable[[int], None] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.doc_peers and not self.event_peers
+
+    # --- document sockets ------------------------------------------------------------------
+
+    def attach(self, peer: Peer) -> None:
+        """Start serving a document socket: our state vector, then who is here."""
+        self.doc_peers.add(peer)
+        peer.send(create_sync_message(self.doc))
+        if self.awareness.states:
+            ids = list(self.awareness.states)
+            peer.send(create_awareness_message(self.awareness.encode_awareness_update(ids)))
+
+    def detach(self, peer: Peer) -> None:
+        """Stop serving a socket, and tell the others its awareness states are gone."""
+        self.doc_peers.discard(peer)
+        if peer.awareness_ids:
+            gone = [i for i in peer.awareness_ids if i in self.awareness.states]
+            if gone:
+                self.awareness.remove_awareness_states(gone, origin=peer)
+                # The removal encodes each id with a null state; receivers drop them.
+                message = create_awareness_message(_removal(self.awareness, gone))
+                self._fan_out(message, exclude=None)
+                self._publish(b"a", message)
+
+    def receive(self, peer: Peer, message: bytes) -> None:
+        """Handle one binary message from a document socket.
+
+        Raises:
+            SocketClosed: the message is malformed or breaks a limit.
+        """
+        received_at = time.perf_counter()
+        if not message:
+            raise SocketClosed(CloseCode.MALFORMED, "empty message")
+        kind = message[0]
+        try:
+            if kind == YMessageType.SYNC:
+                self._receive_sync(peer, message, received_at)
+            elif kind == YMessageType.AWARENESS:
+                self._receive_awareness(peer, message, received_at)
+            elif kind == _QUERY_AWARENESS:
+                ids = list(self.awareness.states)
+                peer.send(create_awareness_message(self.awareness.encode_awareness_update(ids)))
+            elif kind == 2:  # auth messages are answered by the token at connect time
+                return
+            else:
+                raise SocketClosed(CloseCode.MALFORMED, f"unknown message type {kind}")
+        except SocketClosed:
+            raise
+        except (ValueError, IndexError, KeyError, UnicodeDecodeError, RuntimeError) as exc:
+            # pycrdt raises ValueError for an update it cannot decode; the decoders raise the
+            # others on truncated or garbled frames.
+            raise SocketClosed(CloseCode.MALFORMED, "malformed message") from exc
+
+    def _receive_sync(self, peer: Peer, message: bytes, received_at: float) -> None:
+        if len(message) < 2:
+            raise SocketClosed(CloseCode.MALFORMED, "truncated sync message")
+        sync_type, body = message[1], message[2:]
+        if sync_type == YSyncMessageType.SYNC_STEP1:
+            state = read_message(body)
+            peer.send(_SYNC_STEP2_PREFIX + write_message(self.doc.get_update(state)))
+            return
+        if sync_type not in (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE):
+            raise SocketClosed(CloseCode.MALFORMED, f"unknown sync message {sync_type}")
+        update = read_message(body)
+        if peer.readonly or update == _EMPTY_UPDATE:
+            return  # observers' edits are dropped here and reach no one
+        if not peer.take_update_token():
+            raise SocketClosed(CloseCode.RATE_LIMITED, "too many updates per second")
+        if self.size + len(update) > self.max_document_bytes:
+            raise SocketClosed(CloseCode.TOO_LARGE, "the document would exceed its size limit")
+        before = self.doc.get_state()
+        self.doc.apply_update(update)
+        if self.doc.get_state() == before:
+            return  # nothing new (a resent or duplicate update)
+        self._accept(update, received_at, exclude=peer)
+
+    def _accept(self, update: bytes, received_at: float, exclude: Peer | None) -> None:
+        self.size += len(update)
+        self.changed_since_history = True
+        self._fan_out(create_update_message(update), exclude=exclude, received_at=received_at)
+        self._publish(b"u", update)
+        if not self.pending:
+            self.pending_since = time.monotonic()
+        self.pending.append(update)
+        if self.on_update is not None:
+            self.on_update(len(update))
+
+    def _receive_awareness(self, peer: Peer, message: bytes, received_at: float) -> None:
+        payload = read_message(message[1:])
+        peer.awareness_ids.update(_client_ids(payload))
+        self.awareness.apply_awareness_update(payload, origin=peer)
+        self._fan_out(message, exclude=peer, received_at=received_at)
+        self._publish(b"a", message)
+
+    def _fan_out(
+        self, message: bytes, *, exclude: Peer | None, received_at: float | None = None
+    ) -> None:
+        for other in self.doc_peers:
+            if other is not exclude:
+                other.send(message, received_at)
+
+    # --- from other nodes ------------------------------------------------------------------
+
+    def apply_remote_update(self, update: bytes) -> None:
+        """An update another node accepted (and persists): apply and fan out, nothing more."""
+        before = self.doc.get_state()
+        self.doc.apply_update(update)
+        if self.doc.get_state() != before:
+            self.size += len(update)
+            self.changed_since_history = True
+            self._fan_out(create_update_message(update), exclude=None)
+
+    def apply_remote_awareness(self, message: bytes) -> None:
+        """Awareness relayed by another node."""
+        self.awareness.apply_awareness_update(read_message(message[1:]), origin="remote")
+        self._fan_out(message, exclude=None)
+
+    def merge_state(self, state: bytes) -> None:
+        """Merge a whole document state (reload after a gap); new parts reach local sockets."""
+        diff_base = self.doc.get_state()
+        self.doc.apply_update(state)
+        missing = self.doc.get_update(diff_base)
+        if missing != _EMPTY_UPDATE:
+            self.changed_since_history = True
+            self._fan_out(create_update_message(missing), exclude=None)
+
+    def full_state(self) -> bytes:
+        return self.doc.get_update()
+
+    def code(self) -> str:
+        return document.code_of(self.doc)
+
+    # --- event sockets ---------------------------------------------------------------------
+
+    def broadcast_event(self, text: str, *, to_user: UUID | None = None) -> None:
+        """Deliver a JSON event to this node's event sockets (all, or one user's)."""
+        for peer in self.event_peers:
+            if to_user is None or peer.user_id == to_user:
+                peer.send(text)
+
+    async def close_all(self, code: int, reason: str) -> None:
+        for peer in list(self.doc_peers | self.event_peers):
+            await peer.close(code, reason)
+
+    def take_pending(self) -> list[bytes]:
+        taken, self.pending, self.pending_since = self.pending, [], None
+        return taken
+
+
+def _client_ids(payload: bytes) -> list[int]:
+    decoder = Decoder(payload)
+    ids = []
+    for _ in range(decoder.read_var_uint()):
+        ids.append(decoder.read_var_uint())
+        decoder.read_var_uint()
+        decoder.read_var_string()
+    return ids
+
+
+def _removal(awareness: Awareness, client_ids: list[int]) -> bytes:
+    encoder = Encoder()
+    encoder.write_var_uint(len(client_ids))
+    for client_id in client_ids:
+        clock = awareness.meta.get(client_id, {}).get("clock", 0)
+        encoder.write_var_uint(client_id)
+        encoder.write_var_uint(clock)
+        encoder.write_var_string("null")
+    return encoder.to_bytes()

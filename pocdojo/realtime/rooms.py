@@ -1,0 +1,293 @@
+"""The rooms a node holds: loading on demand, persisting, compacting, unloading when idle.
+
+Durability: an update accepted from a socket here is applied, fanned out, published to the
+room's stream, and written to PostgreSQL by the next flush, at most ``persist_interval``
+seconds later (0.2 s by default): that is the longest an accepted update lives only in this
+node's memory. Even then it is not lost if the node dies: every client that received it (and
+every other node's copy of the room) holds it, and hands it back on reconnect or compaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import tenant_tx
+from pocdojo.crdt import document
+from pocdojo.realtime.bus import Bus
+from pocdojo.realtime.room import CloseCode, Room
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    persist_interval: float = 0.2
+    compact_every: int = 500
+    history_interval: float = 60.0
+    idle_unload: float = 30.0
+    max_document_bytes: int = 8 * 1024 * 1024
+
+
+class RoomMetrics:
+    """Prometheus metrics of the realtime side."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rooms = Gauge("pocdojo_rooms_active", "Rooms loaded on this node", registry=registry)
+        self.connections = Gauge(
+            "pocdojo_ws_connections", "Open sockets", ["socket"], registry=registry
+        )
+        self.updates = Counter(
+            "pocdojo_doc_updates", "Document updates accepted from sockets", registry=registry
+        )
+        self.bytes_in = Counter(
+            "pocdojo_ws_received_bytes", "Bytes received on sockets", registry=registry
+        )
+        self.bytes_out = Counter(
+            "pocdojo_ws_sent_bytes", "Bytes sent on sockets", registry=registry
+        )
+        self.fanout = Histogram(
+            "pocdojo_fanout_latency_seconds",
+            "From receiving a message to writing it to another socket",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=registry,
+        )
+        self.persist_lag = Histogram(
+            "pocdojo_persist_lag_seconds",
+            "How long accepted updates waited in memory before reaching PostgreSQL",
+            buckets=(0.01, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+            registry=registry,
+        )
+
+    def sent(self, size: int, latency: float) -> None:
+        self.bytes_out.inc(size)
+        self.fanout.observe(latency)
+
+
+class Rooms:
+    """Every room loaded on this node."""
+
+    def __init__(
+        self,
+        pool: Any,
+        redis: Redis,
+        bus: Bus,
+        settings: RoomSettings,
+        metrics: RoomMetrics,
+    ) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.bus = bus
+        self.settings = settings
+        self.metrics = metrics
+        self.rooms: dict[UUID, Room] = {}
+        self._loading: dict[UUID, asyncio.Future[Room]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._last_history = time.monotonic()
+
+    async def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_loop(), name="room-flusher")
+
+    async def stop(self) -> None:
+        """Close every socket (1001), persist and unload every room."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        for room in list(self.rooms.values()):
+            await room.close_all(CloseCode.GOING_AWAY, "server shutting down")
+            await self.unload(room, reason="unload")
+
+    async def acquire(self, session_id: UUID, tenant_id: UUID) -> Room:
+        """The loaded room, loading it if needed; concurrent callers share one load."""
+        room = self.rooms.get(session_id)
+        if room is not None:
+            self._cancel_idle(room)
+            return room
+        pending = self._loading.get(session_id)
+        if pending is not None:
+            room = await asyncio.shield(pending)
+            self._cancel_idle(room)
+            return room
+        future: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
+        self._loading[session_id] = future
+        try:
+            room = await self._load(session_id, tenant_id)
+            future.set_result(room)
+            return room
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited failure is not logged twice
+            raise
+        finally:
+            del self._loading[session_id]
+
+    async def _load(self, session_id: UUID, tenant_id: UUID) -> Room:
+        room_key = str(session_id)
+        position = await self.bus.position(room_key)
+        doc = await document.load(self.pool, tenant_id, session_id)
+        room = Room(
+            session_id,
+            tenant_id,
+            doc,
+            publish=lambda kind, data: self.bus.publish(room_key, kind, data),
+            max_document_bytes=self.settings.max_document_bytes,
+        )
+        room.on_update = lambda size: self.metrics.updates.inc()
+        self.rooms[session_id] = room
+        self.bus.subscribe(
+            room_key,
+            position,
+            on_message=lambda kind, data: self._remote(room, kind, data),
+            on_gap=lambda: self._reload(room),
+            on_reconnect=lambda: self._republish(room),
+        )
+        self.metrics.rooms.set(len(self.rooms))
+        log.info("room loaded", session=room_key, bytes=room.size)
+        return room
+
+    def release(self, room: Room) -> None:
+        """A socket left; unload the room after a while if nobody is left."""
+        if room.empty and room.idle_task is None and self.rooms.get(room.session_id) is room:
+            room.idle_task = asyncio.create_task(self._unload_when_idle(room))
+
+    def _cancel_idle(self, room: Room) -> None:
+        if room.idle_task is not None:
+            room.idle_task.cancel()
+            room.idle_task = None
+
+    async def _unload_when_idle(self, room: Room) -> None:
+        await asyncio.sleep(self.settings.idle_unload)
+        room.idle_task = None
+        if room.empty:
+            await self.unload(room, reason="unload")
+
+    async def unload(self, room: Room, *, reason: str) -> None:
+        """Persist everything, fold the log into a snapshot, record the code, forget it."""
+        if self.rooms.get(room.session_id) is not room:
+            return
+        self._cancel_idle(room)
+        del self.rooms[room.session_id]
+        self.bus.unsubscribe(str(room.session_id))
+        await self._persist(room)
+        await document.compact(self.pool, room.tenant_id, room.session_id, room.doc)
+        await self._record_history(room, reason)
+        self.metrics.rooms.set(len(self.rooms))
+        log.info("room unloaded", session=str(room.session_id))
+
+    async def end(self, session_id: UUID, tenant_id: UUID) -> None:
+        """The host ended the session: close this node's sockets and tell every other node."""
+        self.bus.publish(str(session_id), b"x", b"end")
+        await self._end_local(session_id, tenant_id)
+
+    async def _end_local(self, session_id: UUID, tenant_id: UUID) -> None:
+        room = self.rooms.get(session_id)
+        if room is not None:
+            await room.close_all(CloseCode.ENDED, "the session has ended")
+            await self.unload(room, reason="end")
+        else:
+            doc = await document.load(self.pool, tenant_id, session_id)
+            await self._history_row(tenant_id, session_id, document.code_of(doc), "end")
+
+    async def _remote(self, room: Room, kind: bytes, data: bytes) -> None:
+        if kind == b"u":
+            room.apply_remote_update(data)
+        elif kind == b"a":
+            room.apply_remote_awareness(data)
+        elif kind == b"e":
+            text = data.decode()
+            room.broadcast_event(text, to_user=_addressee(text))
+        elif kind == b"x" and data == b"end":
+            await self._end_local(room.session_id, room.tenant_id)
+
+    async def _reload(self, room: Room) -> None:
+        doc = await document.load(self.pool, room.tenant_id, room.session_id)
+        room.merge_state(doc.get_update())
+
+    async def _republish(self, room: Room) -> None:
+        """Others missed what we published during an outage: send them our whole state."""
+        self.bus.publish(str(room.session_id), b"u", room.full_state())
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.persist_interval)
+            for room in list(self.rooms.values()):
+                try:
+                    await self._persist(room)
+                    if room.updates_since_compaction >= self.settings.compact_every:
+                        room.updates_since_compaction = 0
+                        await document.compact(self.pool, room.tenant_id, room.session_id, None)
+                except Exception:  # the updates stay pending and are retried next round
+                    log.exception("room persistence failed", session=str(room.session_id))
+            if time.monotonic() - self._last_history >= self.settings.history_interval:
+                self._last_history = time.monotonic()
+                for room in list(self.rooms.values()):
+                    if room.changed_since_history:
+                        await self._record_history(room, "interval")
+
+    async def _persist(self, room: Room) -> None:
+        if not room.pending:
+            return
+        since = room.pending_since or time.monotonic()
+        updates = room.take_pending()
+        try:
+            await document.append(self.pool, room.tenant_id, room.session_id, updates)
+        except BaseException:
+            room.pending[:0] = updates  # keep them, in order, for the next try
+            room.pending_since = since
+            raise
+        room.updates_since_compaction += len(updates)
+        self.metrics.persist_lag.observe(time.monotonic() - since)
+
+    async def _record_history(self, room: Room, reason: str) -> None:
+        if room.changed_since_history or reason == "end":
+            room.changed_since_history = False
+            await self._history_row(room.tenant_id, room.session_id, room.code(), reason)
+
+    async def _history_row(self, tenant_id: UUID, session_id: UUID, code: str, reason: str) -> None:
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            if reason != "end" and await dojos_db.last_history_code(conn, session_id) == code:
+                return
+            await dojos_db.add_history(conn, session_id, tenant_id, code, reason)
+
+    # --- who is online ---------------------------------------------------------------------
+
+    async def online(self, session_id: UUID) -> set[str]:
+        return await online_users(self.redis, session_id)
+
+    async def mark_online(self, session_id: UUID, member: str, ttl: float = 45.0) -> None:
+        """Record a socket as present (refreshed by the socket's heartbeat)."""
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.zadd(f"dojo:{session_id}:online", {member: time.time() + ttl})
+
+    async def mark_offline(self, session_id: UUID, member: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.zrem(f"dojo:{session_id}:online", member)
+
+
+async def online_users(redis: Redis, session_id: UUID) -> set[str]:
+    """User ids with a live socket on any node (members are ``user:socket``)."""
+    try:
+        members = await redis.zrangebyscore(f"dojo:{session_id}:online", time.time(), "+inf")
+    except (RedisError, OSError):
+        return set()
+    return {m.decode().split(":", 1)[0] for m in members}
+
+
+def _addressee(text: str) -> UUID | None:
+    try:
+        to = json.loads(text).get("to")
+        return UUID(to) if to else None
+    except (ValueError, AttributeError):
+        return None

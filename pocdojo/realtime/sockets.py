@@ -1,0 +1,361 @@
+"""The dojo sockets: ``…/doc`` (the y-websocket protocol) and ``…/events`` (JSON).
+
+Both take the participant token from the ``token`` query parameter (browsers cannot set
+headers on a WebSocket), upgrade, and then refuse with a close code if the token or the
+session does not allow the connection, so every client learns why. Close codes are listed in
+``room.CloseCode`` and in docs/realtime.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import structlog
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from pocdojo.core import appkeys
+from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import tenant_tx
+from pocdojo.core.db import users as users_db
+from pocdojo.core.errors import Unauthorized
+from pocdojo.core.security import DojoClaims
+from pocdojo.realtime.room import CloseCode, Limits, Peer, Room, SocketClosed
+from pocdojo.realtime.rooms import Rooms, online_users
+from pocdojo.rest.api import Routes
+
+log = structlog.get_logger(__name__)
+
+rooms_key = web.AppKey("rooms", Rooms)
+routes = Routes(tag="dojos")
+
+_HEARTBEAT = 15.0
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChatIn(_Message):
+    type: Literal["chat"]
+    text: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class SignalIn(_Message):
+    type: Literal["signal"]
+    to: UUID
+    kind: Literal["offer", "answer", "candidate", "bye"]
+    data: dict[str, Any] | list[Any] | str | None = None
+
+
+class RecordingIn(_Message):
+    type: Literal["recording"]
+    action: Literal["start", "stop"]
+
+
+class PingIn(_Message):
+    type: Literal["ping"]
+
+
+EventIn = Annotated[ChatIn | SignalIn | RecordingIn | PingIn, Field(discriminator="type")]
+_events = TypeAdapter(EventIn)
+
+
+class _Admitted:
+    def __init__(self, claims: DojoClaims, username: str, role: str) -> None:
+        self.claims = claims
+        self.username = username
+        self.role = role
+
+
+async def _admit(request: web.Request, ws: web.WebSocketResponse) -> _Admitted | None:
+    """Check token, session and participant; close the socket with a reason if refused."""
+    try:
+        claims = request.app[appkeys.participant_tokens_key].decode(request.query.get("token", ""))
+        session_id = UUID(request.match_info["sessionId"])
+    except Unauthorized as exc:
+        await ws.close(code=CloseCode.UNAUTHORIZED, message=exc.message.encode())
+        return None
+    except ValueError:
+        await ws.close(code=CloseCode.NOT_FOUND, message=b"session not found")
+        return None
+    if claims.session_id != session_id:
+        await ws.close(code=CloseCode.FORBIDDEN, message=b"token is for another session")
+        return None
+    async with tenant_tx(request.app[appkeys.db_pool_key], claims.tenant_id) as conn:
+        session = await dojos_db.get(conn, session_id)
+        role = await dojos_db.participant_role(conn, session_id, claims.user_id)
+        user = await users_db.get(conn, claims.user_id)
+    if session is None:
+        await ws.close(code=CloseCode.NOT_FOUND, message=b"session not found")
+        return None
+    if session.status == "ended":
+        await ws.close(code=CloseCode.ENDED, message=b"the session has ended")
+        return None
+    if role is None or user is None or not user.is_active:
+        await ws.close(code=CloseCode.FORBIDDEN, message=b"not a participant of this session")
+        return None
+    if user.role == "viewer":
+        role = "observer"
+    return _Admitted(claims, user.username, role)
+
+
+def _limits(request: web.Request) -> Limits:
+    settings = request.app[appkeys.settings_key]
+    return Limits(
+        max_message_bytes=settings.ws_max_message_bytes,
+        max_document_bytes=settings.ws_max_document_bytes,
+        updates_per_second=settings.ws_updates_per_second,
+        burst=settings.ws_update_burst,
+    )
+
+
+def _socket(request: web.Request) -> web.WebSocketResponse:
+    # aiohttp's own cap is a backstop (it closes with 1009); our limit answers 4413 first.
+    limit = request.app[appkeys.settings_key].ws_max_message_bytes
+    return web.WebSocketResponse(max_msg_size=limit * 4, heartbeat=_HEARTBEAT)
+
+
+@routes.socket("/v1/dojos/sessions/{sessionId}/doc")
+async def doc_socket(request: web.Request) -> web.WebSocketResponse:
+    """The session's shared document over the y-websocket protocol (binary frames).
+
+    Point a stock y-websocket ``WebsocketProvider`` at ``…/v1/dojos/sessions/{sessionId}``
+    with room name ``doc`` and ``params: {token}``. Observers receive everything; their edits
+    are dropped. Close codes: docs/realtime.md.
+    """
+    ws = _socket(request)
+    await ws.prepare(request)
+    admitted = await _admit(request, ws)
+    if admitted is None:
+        return ws
+    rooms = request.app[rooms_key]
+    claims = admitted.claims
+    room = await rooms.acquire(claims.session_id, claims.tenant_id)
+    peer = Peer(ws, claims.user_id, admitted.username, admitted.role, _limits(request))
+    peer.on_sent = rooms.metrics.sent
+    await _serve(request, rooms, room, peer, "doc", _doc_messages)
+    return ws
+
+
+@routes.socket("/v1/dojos/sessions/{sessionId}/events")
+async def events_socket(request: web.Request) -> web.WebSocketResponse:
+    """The session's events as JSON text frames: chat, presence, WebRTC signaling, recording.
+
+    Message schema: docs/realtime.md.
+    """
+    ws = _socket(request)
+    await ws.prepare(request)
+    admitted = await _admit(request, ws)
+    if admitted is None:
+        return ws
+    rooms = request.app[rooms_key]
+    claims = admitted.claims
+    room = await rooms.acquire(claims.session_id, claims.tenant_id)
+    peer = Peer(ws, claims.user_id, admitted.username, admitted.role, _limits(request))
+    peer.on_sent = rooms.metrics.sent
+    await _serve(request, rooms, room, peer, "events", _event_messages)
+    return ws
+
+
+async def _serve(
+    request: web.Request,
+    rooms: Rooms,
+    room: Room,
+    peer: Peer,
+    kind: str,
+    handle: Any,
+) -> None:
+    member = f"{peer.user_id}:{peer.peer_id}"
+    gauge = rooms.metrics.connections.labels(kind)
+    gauge.inc()
+    peer.start()
+    heartbeat = asyncio.create_task(_keep_online(rooms, room.session_id, member))
+    try:
+        await rooms.mark_online(room.session_id, member)
+        await handle(request, rooms, room, peer)
+    except SocketClosed as exc:
+        log.info("socket closed by limit", code=exc.code, reason=exc.reason, socket=kind)
+        await peer.close(exc.code, exc.reason)
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        if kind == "doc":
+            room.detach(peer)
+        else:
+            room.event_peers.discard(peer)
+            await _presence(rooms, room, peer, "left")
+        await peer.stop()
+        await rooms.mark_offline(room.session_id, member)
+        gauge.dec()
+        rooms.release(room)
+
+
+async def _keep_online(rooms: Rooms, session_id: UUID, member: str) -> None:
+    while True:
+        await asyncio.sleep(_HEARTBEAT)
+        await rooms.mark_online(session_id, member)
+
+
+async def _doc_messages(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> None:
+    room.attach(peer)
+    limit = peer.limits.max_message_bytes
+    async for msg in peer.ws:
+        if msg.type == WSMsgType.BINARY:
+            rooms.metrics.bytes_in.inc(len(msg.data))
+            if len(msg.data) > limit:
+                raise SocketClosed(CloseCode.TOO_LARGE, f"message exceeds {limit} bytes")
+            room.receive(peer, msg.data)
+        elif msg.type == WSMsgType.TEXT:
+            raise SocketClosed(CloseCode.MALFORMED, "the document socket takes binary frames")
+        elif msg.type == WSMsgType.ERROR:
+            break
+
+
+async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> None:
+    settings = request.app[appkeys.settings_key]
+    room.event_peers.add(peer)
+    await _welcome(request, rooms, room, peer)
+    await _presence(rooms, room, peer, "joined")
+    chat_times: list[float] = []
+    async for msg in peer.ws:
+        if msg.type == WSMsgType.ERROR:
+            break
+        if msg.type != WSMsgType.TEXT:
+            raise SocketClosed(CloseCode.MALFORMED, "the events socket takes JSON text frames")
+        rooms.metrics.bytes_in.inc(len(msg.data))
+        if len(msg.data) > peer.limits.max_message_bytes:
+            raise SocketClosed(CloseCode.TOO_LARGE, "message too large")
+        try:
+            event = _events.validate_json(msg.data)
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise SocketClosed(CloseCode.MALFORMED, "not valid JSON") from exc
+            peer.send(_error("invalid_message", _first_error(exc)))
+            continue
+        if isinstance(event, PingIn):
+            peer.send(json.dumps({"type": "pong"}))
+        elif isinstance(event, ChatIn):
+            now = time.monotonic()
+            chat_times[:] = [t for t in chat_times if now - t < 60] + [now]
+            if len(chat_times) > settings.ws_chat_per_minute:
+                raise SocketClosed(CloseCode.RATE_LIMITED, "too many chat messages")
+            await _chat(request, rooms, room, peer, event.text)
+        elif isinstance(event, SignalIn):
+            _relay(rooms, room, peer, event)
+        elif isinstance(event, RecordingIn):
+            if peer.role != "host":
+                peer.send(_error("forbidden", "only the host controls recording"))
+                continue
+            _emit(rooms, room, {
+                "type": "recording",
+                "state": "started" if event.action == "start" else "stopped",
+                "by": str(peer.user_id),
+                "at": _now(),
+            })  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _error(code: str, message: str) -> str:
+    return json.dumps({"type": "error", "code": code, "message": message})
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
+
+
+def _emit(rooms: Rooms, room: Room, event: dict[str, Any], to: UUID | None = None) -> None:
+    """Deliver an event to this node's sockets and publish it for the others."""
+    text = json.dumps(event)
+    room.broadcast_event(text, to_user=to)
+    rooms.bus.publish(str(room.session_id), b"e", text.encode())
+
+
+async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> None:
+    backlog = request.app[appkeys.settings_key].chat_backlog
+    async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
+        chat = await dojos_db.chat_page(conn, room.session_id, before=None, limit=backlog)
+        people = await dojos_db.participants(conn, room.session_id)
+    online = await online_users(rooms.redis, room.session_id)
+    peer.send(json.dumps({
+        "type": "welcome",
+        "sessionId": str(room.session_id),
+        "you": {"userId": str(peer.user_id), "username": peer.username, "role": peer.role},
+        "participants": [
+            {"userId": str(p.user_id), "username": p.username, "role": p.role,
+             "online": str(p.user_id) in online}
+            for p in people
+        ],
+        "chat": [_chat_event(m.id, m.user_id, m.username, m.text, m.sent_at) for m in chat],
+    }))  # fmt: skip
+
+
+async def _presence(rooms: Rooms, room: Room, peer: Peer, what: str) -> None:
+    _emit(rooms, room, {
+        "type": "presence",
+        "event": what,
+        "userId": str(peer.user_id),
+        "username": peer.username,
+        "role": peer.role,
+        "at": _now(),
+    })  # fmt: skip
+
+
+def _chat_event(
+    message_id: UUID, user_id: UUID, username: str, text: str, sent_at: datetime
+) -> dict[str, Any]:
+    return {
+        "type": "chat",
+        "id": str(message_id),
+        "userId": str(user_id),
+        "username": username,
+        "text": text,
+        "sentAt": sent_at.isoformat(),
+    }
+
+
+async def _chat(request: web.Request, rooms: Rooms, room: Room, peer: Peer, text: str) -> None:
+    """Persist first, then deliver: a chat message others saw is never lost."""
+    if "\x00" in text:
+        peer.send(_error("invalid_message", "text: must not contain NUL characters"))
+        return
+    message_id = uuid.uuid4()
+    async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
+        sent_at = await dojos_db.add_chat(
+            conn,
+            message_id=message_id,
+            session_id=room.session_id,
+            tenant_id=room.tenant_id,
+            user_id=peer.user_id,
+            text=text,
+        )
+    _emit(rooms, room, _chat_event(message_id, peer.user_id, peer.username, text, sent_at))
+
+
+def _relay(rooms: Rooms, room: Room, peer: Peer, event: SignalIn) -> None:
+    """WebRTC signaling: deliver to the addressee's event sockets, on whichever node."""
+    _emit(
+        rooms,
+        room,
+        {
+            "type": "signal",
+            "from": str(peer.user_id),
+            "to": str(event.to),
+            "kind": event.kind,
+            "data": event.data,
+        },
+        to=event.to,
+    )

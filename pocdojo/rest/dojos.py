@@ -1,0 +1,428 @@
+"""Dojo sessions over REST: create, join, status, start, end, list, chat history, snapshots."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field, field_validator
+
+from pocdojo.core import appkeys
+from pocdojo.core.db import audit
+from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import pocs as pocs_db
+from pocdojo.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from pocdojo.crdt import document
+from pocdojo.rest.api import ApiModel, Ctx, Routes
+from pocdojo.rest.fields import Description, Language, PocTitle
+from pocdojo.rest.users import PageQuery
+
+routes = Routes(tag="dojos")
+
+_JOIN_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
+_MAX_INITIAL_CODE = 1024 * 1024
+
+
+class SessionCreate(ApiModel):
+    title: PocTitle
+    poc_id: UUID
+    description: Description | None = None
+    language: Language | None = None
+    initial_code: str | None = Field(None, max_length=_MAX_INITIAL_CODE)
+    max_participants: int = Field(10, ge=2, le=50)
+    scheduled_at: AwareDatetime | None = None
+    host_user_id: UUID | None = None
+    tenant_id: UUID | None = None
+
+    @field_validator("scheduled_at")
+    @classmethod
+    def _future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("scheduledAt must be in the future")
+        return value
+
+    @field_validator("initial_code")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("initialCode must not contain NUL characters")
+        return value
+
+
+class SessionCreated(ApiModel):
+    session_id: UUID
+    join_code: str
+    status: str
+    doc_url: str
+    events_url: str
+    participant_token: str
+    role: str
+
+
+class JoinRequest(ApiModel):
+    join_code: str = Field(min_length=1, max_length=20)
+    user_id: UUID | None = None
+    role: Literal["participant", "observer"] = "participant"
+
+
+class Joined(ApiModel):
+    session_id: UUID
+    doc_url: str
+    events_url: str
+    participant_token: str
+    role: str
+
+
+class ParticipantOut(ApiModel):
+    user_id: UUID
+    username: str
+    full_name: str | None
+    role: str
+    joined_at: datetime
+    online: bool
+
+
+class SessionOut(ApiModel):
+    session_id: UUID
+    title: str
+    description: str | None
+    language: str | None
+    status: str
+    poc_id: UUID
+    host_user_id: UUID
+    max_participants: int
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    created_at: datetime
+    participants: list[ParticipantOut]
+
+
+class SessionSummary(ApiModel):
+    session_id: UUID
+    title: str
+    status: str
+    poc_id: UUID
+    host_user_id: UUID
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    max_participants: int
+
+
+class SessionList(ApiModel):
+    sessions: list[SessionSummary]
+    total_count: int
+    page: int
+    limit: int
+    total_pages: int
+
+
+class EndRequest(ApiModel):
+    host_user_id: UUID | None = None
+
+
+class EndSummary(ApiModel):
+    duration: int = Field(description="seconds from start (or creation) to end")
+    participant_count: int
+    recording_url: str | None
+
+
+class Ended(ApiModel):
+    success: bool
+    session_summary: EndSummary
+
+
+class Started(ApiModel):
+    session_id: UUID
+    status: str
+    started_at: datetime
+
+
+class ChatQuery(ApiModel):
+    before: AwareDatetime | None = None
+    limit: int = Field(50, ge=1, le=200)
+
+
+class ChatMessageOut(ApiModel):
+    id: UUID
+    user_id: UUID
+    username: str
+    text: str
+    sent_at: datetime
+
+
+class ChatPage(ApiModel):
+    messages: list[ChatMessageOut]
+
+
+class SnapshotOut(ApiModel):
+    id: int
+    taken_at: datetime
+    reason: str
+    code: str
+
+
+class SnapshotList(ApiModel):
+    snapshots: list[SnapshotOut]
+
+
+def _urls(ctx: Ctx, session_id: UUID) -> tuple[str, str]:
+    scheme = "wss" if ctx.request.scheme == "https" else "ws"
+    base = f"{scheme}://{ctx.request.host}/v1/dojos/sessions/{session_id}"
+    return f"{base}/doc", f"{base}/events"
+
+
+async def _session(ctx: Ctx, *, for_update: bool = False) -> dojos_db.DojoSession:
+    session = await dojos_db.get(
+        ctx.conn, ctx.path_id("sessionId", "session"), for_update=for_update
+    )
+    if session is None:
+        raise NotFound("session not found")
+    return session
+
+
+def _token(ctx: Ctx, session_id: UUID, role: str) -> str:
+    me = ctx.principal
+    return ctx.app[appkeys.participant_tokens_key].issue(
+        user_id=me.user_id, tenant_id=me.tenant_id, session_id=session_id, role=role
+    )
+
+
+def _require_host(ctx: Ctx, session: dojos_db.DojoSession) -> None:
+    if session.host_user_id != ctx.principal.user_id:
+        raise Forbidden("only the session's host can do this", code="not_host")
+
+
+@routes.op(
+    "POST",
+    "/v1/dojos/sessions",
+    response=SessionCreated,
+    status=201,
+    roles=("admin", "user"),
+    errors=(403, 404),
+)
+async def create_session(ctx: Ctx, body: SessionCreate) -> SessionCreated:
+    """Create a dojo session for a POC of the tenant; the caller is its host.
+
+    The shared document's ``code`` text starts as ``initialCode``. The answer carries the
+    host's participant token and the two socket URLs.
+    """
+    me = ctx.principal
+    ctx.require_tenant(body.tenant_id)
+    if body.host_user_id is not None and body.host_user_id != me.user_id:
+        raise Forbidden("hostUserId must be the caller", code="user_mismatch")
+    if await pocs_db.get(ctx.conn, body.poc_id) is None:
+        raise NotFound("POC not found")
+    session_id = uuid.uuid4()
+    session = await dojos_db.insert(
+        ctx.conn,
+        id=session_id,
+        tenant_id=me.tenant_id,
+        poc_id=body.poc_id,
+        host_user_id=me.user_id,
+        title=body.title,
+        description=body.description,
+        language=body.language,
+        max_participants=body.max_participants,
+        join_code="".join(secrets.choice(_JOIN_ALPHABET) for _ in range(8)),
+        scheduled_at=body.scheduled_at,
+    )
+    await dojos_db.add_participant(
+        ctx.conn, session_id=session_id, tenant_id=me.tenant_id, user_id=me.user_id, role="host"
+    )
+    initial = document.new_doc(body.initial_code or "").get_update()
+    await dojos_db.save_snapshot(ctx.conn, session_id, me.tenant_id, initial, 0)
+    await audit.record(ctx.conn, ctx.actor(), "create", "dojo_session", session_id)
+    doc_url, events_url = _urls(ctx, session_id)
+    return SessionCreated(
+        session_id=session.id,
+        join_code=session.join_code,
+        status=session.status,
+        doc_url=doc_url,
+        events_url=events_url,
+        participant_token=_token(ctx, session_id, "host"),
+        role="host",
+    )
+
+
+@routes.op("POST", "/v1/dojos/sessions/{sessionId}/join", response=Joined, errors=(403, 404, 409))
+async def join_session(ctx: Ctx, body: JoinRequest) -> Joined:
+    """Join with the session's join code (optionally as a read-only observer).
+
+    Joining again returns a fresh token with the role already held. An ended session (409
+    session_ended) or a full one (409 session_full) cannot be joined; viewers always join as
+    observers.
+    """
+    me = ctx.principal
+    if body.user_id is not None and body.user_id != me.user_id:
+        raise Forbidden("userId does not match the token", code="user_mismatch")
+    session = await _session(ctx, for_update=True)
+    if not hmac.compare_digest(body.join_code.strip().upper(), session.join_code):
+        raise Forbidden("wrong join code", code="invalid_join_code")
+    if session.status == "ended":
+        raise Conflict("the session has ended", code="session_ended")
+    role = await dojos_db.participant_role(ctx.conn, session.id, me.user_id)
+    if role is None:
+        if await dojos_db.count_participants(ctx.conn, session.id) >= session.max_participants:
+            raise Conflict("the session is full", code="session_full")
+        role = "observer" if me.role == "viewer" else body.role
+        await dojos_db.add_participant(
+            ctx.conn, session_id=session.id, tenant_id=me.tenant_id, user_id=me.user_id, role=role
+        )
+        await audit.record(
+            ctx.conn, ctx.actor(), "join", "dojo_session", session.id, {"role": role}
+        )
+    doc_url, events_url = _urls(ctx, session.id)
+    return Joined(
+        session_id=session.id,
+        doc_url=doc_url,
+        events_url=events_url,
+        participant_token=_token(ctx, session.id, role),
+        role=role,
+    )
+
+
+@routes.op("GET", "/v1/dojos/sessions", response=SessionList)
+async def list_sessions(ctx: Ctx, query: PageQuery) -> SessionList:
+    """The tenant's scheduled and active sessions, soonest first."""
+    found, total = await dojos_db.open_sessions(
+        ctx.conn, limit=query.limit, offset=(query.page - 1) * query.limit
+    )
+    return SessionList(
+        sessions=[
+            SessionSummary(
+                session_id=s.id,
+                title=s.title,
+                status=s.status,
+                poc_id=s.poc_id,
+                host_user_id=s.host_user_id,
+                scheduled_at=s.scheduled_at,
+                started_at=s.started_at,
+                max_participants=s.max_participants,
+            )
+            for s in found
+        ],
+        total_count=total,
+        page=query.page,
+        limit=query.limit,
+        total_pages=math.ceil(total / query.limit),
+    )
+
+
+@routes.op("GET", "/v1/dojos/sessions/{sessionId}", response=SessionOut, errors=(404,))
+async def get_session(ctx: Ctx) -> SessionOut:
+    """A session with its participants: role, when they joined, and whether online now."""
+    session = await _session(ctx)
+    people = await dojos_db.participants(ctx.conn, session.id)
+    online = await ctx.app[appkeys.live_rooms_key].online(session.id)
+    return SessionOut(
+        session_id=session.id,
+        title=session.title,
+        description=session.description,
+        language=session.language,
+        status=session.status,
+        poc_id=session.poc_id,
+        host_user_id=session.host_user_id,
+        max_participants=session.max_participants,
+        scheduled_at=session.scheduled_at,
+        started_at=session.started_at,
+        ended_at=session.ended_at,
+        created_at=session.created_at,
+        participants=[
+            ParticipantOut(
+                user_id=p.user_id,
+                username=p.username,
+                full_name=p.full_name,
+                role=p.role,
+                joined_at=p.joined_at,
+                online=str(p.user_id) in online,
+            )
+            for p in people
+        ],
+    )
+
+
+@routes.op("POST", "/v1/dojos/sessions/{sessionId}/start", response=Started, errors=(403, 404, 409))
+async def start_session(ctx: Ctx) -> Started:
+    """Start the session (host only); starting an active session again changes nothing."""
+    session = await _session(ctx, for_update=True)
+    _require_host(ctx, session)
+    if session.status == "ended":
+        raise Conflict("the session has ended", code="session_ended")
+    session = await dojos_db.set_status(ctx.conn, session.id, "active")
+    await audit.record(ctx.conn, ctx.actor(), "start", "dojo_session", session.id)
+    assert session.started_at is not None
+    return Started(session_id=session.id, status=session.status, started_at=session.started_at)
+
+
+@routes.op("POST", "/v1/dojos/sessions/{sessionId}/end", response=Ended, errors=(403, 404, 409))
+async def end_session(ctx: Ctx, body: EndRequest) -> Ended:
+    """End the session (host only): everyone is disconnected (close code 4410), and the final
+    code is kept in the session's snapshots."""
+    session = await _session(ctx, for_update=True)
+    _require_host(ctx, session)
+    if body.host_user_id is not None and body.host_user_id != ctx.principal.user_id:
+        raise ValidationFailed("hostUserId must be the session's host")
+    if session.status == "ended":
+        raise Conflict("the session has already ended", code="session_ended")
+    session = await dojos_db.set_status(ctx.conn, session.id, "ended")
+    count = await dojos_db.count_participants(ctx.conn, session.id)
+    await audit.record(ctx.conn, ctx.actor(), "end", "dojo_session", session.id)
+    rooms = ctx.app[appkeys.live_rooms_key]
+    ended = session
+    ctx.after_commit(lambda: rooms.end(ended.id, ended.tenant_id))
+    assert session.ended_at is not None
+    start = session.started_at or session.created_at
+    return Ended(
+        success=True,
+        session_summary=EndSummary(
+            duration=max(0, int((session.ended_at - start).total_seconds())),
+            participant_count=count,
+            recording_url=session.recording_url,
+        ),
+    )
+
+
+@routes.op("GET", "/v1/dojos/sessions/{sessionId}/chat", response=ChatPage, errors=(403, 404))
+async def chat_history(ctx: Ctx, query: ChatQuery) -> ChatPage:
+    """Chat messages, oldest first: the newest ``limit``, or those sent before ``before``
+    (pass the oldest ``sentAt`` you have to page back). Participants only."""
+    session = await _session(ctx)
+    await _require_participant(ctx, session)
+    found = await dojos_db.chat_page(ctx.conn, session.id, before=query.before, limit=query.limit)
+    return ChatPage(
+        messages=[
+            ChatMessageOut(
+                id=m.id, user_id=m.user_id, username=m.username, text=m.text, sent_at=m.sent_at
+            )
+            for m in found
+        ]
+    )
+
+
+@routes.op(
+    "GET", "/v1/dojos/sessions/{sessionId}/snapshots", response=SnapshotList, errors=(403, 404)
+)
+async def snapshots(ctx: Ctx) -> SnapshotList:
+    """The code as it stood at intervals while the session ran and when it ended."""
+    session = await _session(ctx)
+    await _require_participant(ctx, session)
+    found = await dojos_db.history(ctx.conn, session.id)
+    return SnapshotList(
+        snapshots=[
+            SnapshotOut(id=h.id, taken_at=h.taken_at, reason=h.reason, code=h.code) for h in found
+        ]
+    )
+
+
+async def _require_participant(ctx: Ctx, session: dojos_db.DojoSession) -> None:
+    me = ctx.principal
+    if me.role == "admin":
+        return
+    if await dojos_db.participant_role(ctx.conn, session.id, me.user_id) is None:
+        raise Forbidden("only participants can read this", code="not_participant")
