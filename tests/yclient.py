@@ -47,13 +47,31 @@ class YClient:
         await client.ws.send_bytes(create_sync_message(client.doc))
         return client
 
+    async def reconnect(self, session: aiohttp.ClientSession, url: str) -> None:
+        """Connect again (e.g. to another node) keeping the local document; both sides then
+        exchange what the other lacks, as y-websocket's provider does on reconnect."""
+        if not self.ws.closed:
+            await self.ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self.ws = await session.ws_connect(url, max_msg_size=0)
+        self.close_code = None
+        self.synced.clear()
+        self._reader = asyncio.create_task(self._read())
+        await self.ws.send_bytes(create_sync_message(self.doc))
+
     def _on_local_change(self, event: Any) -> None:
         self._changed.set()
         if self._applying_remote or self.ws.closed:
-            return
-        asyncio.get_running_loop().create_task(
-            self.ws.send_bytes(create_update_message(event.update))
-        )
+            return  # sent with the next sync instead
+        asyncio.get_running_loop().create_task(self._send(create_update_message(event.update)))
+
+    async def _send(self, message: bytes) -> None:
+        # A socket that dies mid-send loses nothing: the edit is in the local document and
+        # goes out with the next sync.
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_bytes(message)
 
     async def _read(self) -> None:
         async for msg in self.ws:
