@@ -26,8 +26,10 @@ from pycrdt import (
 class YClient:
     """Keeps a local ``Doc`` in sync with a room, as y-websocket's provider does."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, autosend: bool = True) -> None:
         self.ws = ws
+        self.autosend = autosend
+        self.outgoing: list[bytes] = []
         self.doc: Doc[Any] = Doc()
         self.text = self.doc.get("code", type=Text)
         self.awareness = Awareness(self.doc)
@@ -40,9 +42,12 @@ class YClient:
         self._applying_remote = False
 
     @classmethod
-    async def connect(cls, session: aiohttp.ClientSession, url: str) -> YClient:
+    async def connect(
+        cls, session: aiohttp.ClientSession, url: str, *, autosend: bool = True
+    ) -> YClient:
+        """Connect; with ``autosend`` off, local updates wait in ``outgoing`` for ``flush``."""
         ws = await session.ws_connect(url, max_msg_size=0)
-        client = cls(ws)
+        client = cls(ws, autosend=autosend)
         client._reader = asyncio.create_task(client._read())
         await client.ws.send_bytes(create_sync_message(client.doc))
         return client
@@ -65,7 +70,16 @@ class YClient:
         self._changed.set()
         if self._applying_remote or self.ws.closed:
             return  # sent with the next sync instead
+        if not self.autosend:
+            self.outgoing.append(create_update_message(event.update))
+            return
         asyncio.get_running_loop().create_task(self._send(create_update_message(event.update)))
+
+    async def flush(self) -> None:
+        """Send the local updates held back (in order, waiting for the socket to drain)."""
+        pending, self.outgoing = self.outgoing, []
+        for message in pending:
+            await self.ws.send_bytes(message)
 
     async def _send(self, message: bytes) -> None:
         # A socket that dies mid-send loses nothing: the edit is in the local document and
@@ -103,6 +117,8 @@ class YClient:
                 self._changed.clear()
                 if predicate():
                     return
+                if self.close_code is not None:
+                    raise AssertionError(f"socket closed ({self.close_code}) while waiting")
                 await self._changed.wait()
 
     async def wait_closed(self, within: float = 10.0) -> int | None:

@@ -46,6 +46,13 @@ _SYNC_STEP2_PREFIX = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
 _QUERY_AWARENESS = 3
 
 
+class _Resync:
+    """Queue marker: send the whole document state in place of what was dropped."""
+
+
+_RESYNC = _Resync()
+
+
 class CloseCode:
     """WebSocket close codes of the dojo sockets (documented in docs/realtime.md)."""
 
@@ -89,11 +96,15 @@ class Peer:
     limits: Limits
     peer_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     awareness_ids: set[int] = field(default_factory=set)
-    _queue: asyncio.Queue[tuple[bytes | str, float]] = field(init=False)
+    _queue: asyncio.Queue[tuple[bytes | str | _Resync, float]] = field(init=False)
     _writer: asyncio.Task[None] | None = None
     _tokens: float = 0.0
     _refilled: float = field(default_factory=time.monotonic)
     on_sent: Callable[[int, float], None] | None = None
+    # Builds the catch-up message for a document socket whose queue overflowed.
+    resync: Callable[[], bytes] | None = None
+    transport: asyncio.Transport | None = None
+    _held: list[bytes | str] | None = None
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.limits.queue_size)
@@ -112,20 +123,63 @@ class Peer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
 
-    def send(self, message: bytes | str, received_at: float | None = None) -> None:
-        """Queue a message; a peer whose queue is full is too slow and gets closed."""
+    def send(
+        self, message: bytes | str, received_at: float | None = None, *, held: bool = True
+    ) -> None:
+        """Queue a message for the writer task.
+
+        While the peer is on hold, messages wait (unless ``held`` is False). When a document
+        socket's queue fills (a burst faster than the client reads), the
+        queued messages are dropped for one message holding the whole document state, which
+        the client merges as any update: memory stays bounded and nothing is lost. An events
+        socket cannot be caught up that way, so it is closed (4408).
+        """
         if self.ws.closed:
+            return
+        if self._held is not None and held:
+            self._held.append(message)
             return
         try:
             self._queue.put_nowait((message, received_at or time.perf_counter()))
         except asyncio.QueueFull:
-            asyncio.get_running_loop().create_task(
-                self.close(CloseCode.SLOW_CONSUMER, "client too slow to keep up")
-            )
+            if self.resync is None:
+                asyncio.get_running_loop().create_task(
+                    self.close(CloseCode.SLOW_CONSUMER, "client too slow to keep up")
+                )
+                return
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait((_RESYNC, time.perf_counter()))
 
-    async def close(self, code: int, reason: str) -> None:
-        if not self.ws.closed:
-            await self.ws.close(code=code, message=reason.encode()[:120])
+    def hold(self) -> None:
+        """Keep what is sent from now on until ``release`` (while a welcome is built)."""
+        self._held = []
+
+    def release(self, skip: Callable[[bytes | str], bool]) -> None:
+        """Send what was held, in order, except messages ``skip`` says the client has."""
+        held, self._held = self._held or [], None
+        for message in held:
+            if not skip(message):
+                self.send(message)
+
+    async def close(self, code: int, reason: str, *, drain: bool = False) -> None:
+        """Close the socket, after sending what is queued if ``drain`` (up to a second).
+
+        A client that stopped reading cannot hold the close up: after two seconds the
+        connection is dropped.
+        """
+        if self.ws.closed:
+            return
+        if drain and self._writer is not None and not self._writer.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._queue.join()
+        try:
+            async with asyncio.timeout(2.0):
+                await self.ws.close(code=code, message=reason.encode()[:120])
+        except TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
 
     def take_update_token(self) -> bool:
         """Token bucket for updates per second."""
@@ -140,7 +194,13 @@ class Peer:
 
     async def _write_loop(self) -> None:
         while True:
-            message, received_at = await self._queue.get()
+            queued, received_at = await self._queue.get()
+            if isinstance(queued, _Resync):
+                if self.resync is None:
+                    continue
+                message: bytes | str = self.resync()
+            else:
+                message = queued
             try:
                 if isinstance(message, bytes):
                     await self.ws.send_bytes(message)
@@ -148,6 +208,8 @@ class Peer:
                     await self.ws.send_str(message)
             except (ConnectionError, RuntimeError):
                 return  # the socket is gone; its reader notices and detaches
+            finally:
+                self._queue.task_done()
             if self.on_sent is not None:
                 self.on_sent(len(message), time.perf_counter() - received_at)
 
@@ -189,6 +251,7 @@ class Room:
     def attach(self, peer: Peer) -> None:
         """Start serving a document socket: our state vector, then who is here."""
         self.doc_peers.add(peer)
+        peer.resync = lambda: create_update_message(self.doc.get_update())
         peer.send(create_sync_message(self.doc))
         if self.awareness.states:
             ids = list(self.awareness.states)
@@ -323,8 +386,9 @@ class Room:
                 peer.send(text)
 
     async def close_all(self, code: int, reason: str) -> None:
-        for peer in list(self.doc_peers | self.event_peers):
-            await peer.close(code, reason)
+        """Close every socket at once; none can hold up the others."""
+        peers = list(self.doc_peers | self.event_peers)
+        await asyncio.gather(*(peer.close(code, reason) for peer in peers))
 
     def take_pending(self) -> list[bytes]:
         taken, self.pending, self.pending_since = self.pending, [], None

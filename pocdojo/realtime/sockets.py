@@ -141,6 +141,7 @@ async def doc_socket(request: web.Request) -> web.WebSocketResponse:
     room = await rooms.acquire(claims.session_id, claims.tenant_id)
     peer = Peer(ws, claims.user_id, admitted.username, admitted.role, _limits(request))
     peer.on_sent = rooms.metrics.sent
+    peer.transport = request.transport
     await _serve(request, rooms, room, peer, "doc", _doc_messages)
     return ws
 
@@ -161,6 +162,7 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
     room = await rooms.acquire(claims.session_id, claims.tenant_id)
     peer = Peer(ws, claims.user_id, admitted.username, admitted.role, _limits(request))
     peer.on_sent = rooms.metrics.sent
+    peer.transport = request.transport
     await _serve(request, rooms, room, peer, "events", _event_messages)
     return ws
 
@@ -183,7 +185,7 @@ async def _serve(
         await handle(request, rooms, room, peer)
     except SocketClosed as exc:
         log.info("socket closed by limit", code=exc.code, reason=exc.reason, socket=kind)
-        await peer.close(exc.code, exc.reason)
+        await peer.close(exc.code, exc.reason, drain=True)
     finally:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -222,8 +224,12 @@ async def _doc_messages(request: web.Request, rooms: Rooms, room: Room, peer: Pe
 
 async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> None:
     settings = request.app[appkeys.settings_key]
+    # Events that arrive while the welcome is built wait behind it; chat messages already in
+    # the welcome's backlog are not sent twice.
+    peer.hold()
     room.event_peers.add(peer)
-    await _welcome(request, rooms, room, peer)
+    backlog_ids = await _welcome(request, rooms, room, peer)
+    peer.release(lambda message: _chat_id(message) in backlog_ids)
     await _presence(rooms, room, peer, "joined")
     chat_times: list[float] = []
     async for msg in peer.ws:
@@ -231,8 +237,9 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             break
         if msg.type != WSMsgType.TEXT:
             raise SocketClosed(CloseCode.MALFORMED, "the events socket takes JSON text frames")
-        rooms.metrics.bytes_in.inc(len(msg.data))
-        if len(msg.data) > peer.limits.max_message_bytes:
+        size = len(msg.data.encode())
+        rooms.metrics.bytes_in.inc(size)
+        if size > peer.limits.max_message_bytes:
             raise SocketClosed(CloseCode.TOO_LARGE, "message too large")
         try:
             event = _events.validate_json(msg.data)
@@ -284,13 +291,21 @@ def _emit(rooms: Rooms, room: Room, event: dict[str, Any], to: UUID | None = Non
     rooms.bus.publish(str(room.session_id), b"e", text.encode())
 
 
-async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> None:
+def _chat_id(message: bytes | str) -> str | None:
+    if not isinstance(message, str) or not message.startswith('{"type": "chat"'):
+        return None
+    chat_id: str | None = json.loads(message).get("id")
+    return chat_id
+
+
+async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> set[str]:
+    """Send the welcome past the hold; returns the ids of the chat messages it carried."""
     backlog = request.app[appkeys.settings_key].chat_backlog
     async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
         chat = await dojos_db.chat_page(conn, room.session_id, before=None, limit=backlog)
         people = await dojos_db.participants(conn, room.session_id)
     online = await online_users(rooms.redis, room.session_id)
-    peer.send(json.dumps({
+    peer.send(held=False, message=json.dumps({
         "type": "welcome",
         "sessionId": str(room.session_id),
         "you": {"userId": str(peer.user_id), "username": peer.username, "role": peer.role},
@@ -301,6 +316,7 @@ async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -
         ],
         "chat": [_chat_event(m.id, m.user_id, m.username, m.text, m.sent_at) for m in chat],
     }))  # fmt: skip
+    return {str(m.id) for m in chat}
 
 
 async def _presence(rooms: Rooms, room: Room, peer: Peer, what: str) -> None:
