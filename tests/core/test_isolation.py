@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from pocdojo.core import appkeys
 from tests.conftest import Engines
+from tests.dojo_helpers import create_dojo, create_poc, join
 from tests.helpers import PASSWORD, Account, error_of, register, signup, unique
 
 Client: TypeAlias = TestClient[Any, Any]
@@ -482,3 +483,95 @@ async def test_every_tenant_table_has_row_level_security_enabled(owner: Any, tab
     )
 
     assert enabled is True
+
+
+# --- POC and dojo tables -------------------------------------------------------------------------
+
+CONTENT_TABLES = (
+    "pocs",
+    "poc_tags",
+    "favorites",
+    "dojo_sessions",
+    "dojo_participants",
+    "dojo_updates",
+    "dojo_snapshots",
+    "dojo_history",
+    "dojo_chat",
+)
+
+
+async def make_content(client: Client, owner: Any, tenant: Tenant) -> None:
+    """Rows of ``tenant`` in every POC and dojo table: through the API where it writes them,
+    and as the owner for the document log and chat (written by sockets)."""
+    poc_id = await create_poc(client, tenant.admin)
+    resp = await client.post(
+        "/v1/favorites",
+        headers=tenant.user.auth,
+        json={"pocId": poc_id, "userId": tenant.user.user_id},
+    )
+    assert resp.status == 201, await resp.text()
+    dojo = await create_dojo(client, tenant.admin, initialCode="x")
+    await join(client, dojo, tenant.user)
+    session, tid = uuid.UUID(dojo.session_id), uuid.UUID(tenant.id)
+    await owner.execute(
+        "INSERT INTO dojo_updates (session_id, tenant_id, data) VALUES ($1, $2, $3)",
+        session,
+        tid,
+        b"\x00\x00",
+    )
+    await owner.execute(
+        "INSERT INTO dojo_chat (id, session_id, tenant_id, user_id, text) "
+        "VALUES ($1, $2, $3, $4, 'hi')",
+        uuid.uuid4(),
+        session,
+        tid,
+        uuid.UUID(tenant.user.user_id),
+    )
+    resp = await client.post(
+        f"/v1/dojos/sessions/{dojo.session_id}/end", headers=tenant.admin.auth, json={}
+    )
+    assert resp.status == 200, await resp.text()
+
+
+async def test_app_role_sees_only_its_tenant_in_every_poc_and_dojo_table(
+    client: Client, owner: Any, app_conn: Any
+) -> None:
+    a, b = await make_tenant(client), await make_tenant(client)
+    await make_content(client, owner, a)
+    await make_content(client, owner, b)
+    for table in CONTENT_TABLES:
+        for tenant in (a, b):
+            count = await owner.fetchval(
+                f"SELECT count(*) FROM {table} WHERE tenant_id = $1",  # noqa: S608
+                uuid.UUID(tenant.id),
+            )
+            assert count > 0, f"{table} has no rows of {tenant.id}"
+
+    seen: dict[str, set[uuid.UUID]] = {}
+    unscoped: dict[str, int] = {}
+    for table in CONTENT_TABLES:
+        async with app_conn.transaction():
+            await set_tenant(app_conn, a.id)
+            rows = await app_conn.fetch(f"SELECT tenant_id FROM {table}")  # noqa: S608
+            seen[table] = {r["tenant_id"] for r in rows}
+        async with app_conn.transaction():
+            unscoped[table] = await app_conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608
+
+    assert seen == {table: {uuid.UUID(a.id)} for table in CONTENT_TABLES}
+    assert unscoped == dict.fromkeys(CONTENT_TABLES, 0)
+
+
+async def test_app_role_cannot_write_a_poc_into_another_tenant(
+    client: Client, app_conn: Any
+) -> None:
+    a, b = await make_tenant(client), await make_tenant(client)
+    insert = (
+        "INSERT INTO pocs (id, tenant_id, user_id, title, description, language, tags) "
+        "VALUES ($1, $2, $3, 't', 'd', 'Go', '{x}')"
+    )
+    async with app_conn.transaction():
+        await set_tenant(app_conn, a.id)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+            await app_conn.execute(
+                insert, uuid.uuid4(), uuid.UUID(b.id), uuid.UUID(b.admin.user_id)
+            )
