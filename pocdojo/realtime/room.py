@@ -314,7 +314,11 @@ class Room:
         if not peer.take_update_token():
             raise SocketClosed(CloseCode.RATE_LIMITED, "too many updates per second")
         if self.size + len(update) > self.max_document_bytes:
-            raise SocketClosed(CloseCode.TOO_LARGE, "the document would exceed its size limit")
+            # ``size`` only adds up updates (deletions included), so it overestimates; measure
+            # the real encoded size before refusing.
+            self.size = len(self.doc.get_update())
+            if self.size + len(update) > self.max_document_bytes:
+                raise SocketClosed(CloseCode.TOO_LARGE, "the document would exceed its size limit")
         before = self.doc.get_state()
         self.doc.apply_update(update)
         if self.doc.get_state() == before:

@@ -1,8 +1,10 @@
 """Search on PostgreSQL: tsvector + GIN for full text, pg_trgm for partial and misspelled
 names, GIN on tags; facets computed over the same filtered set in the same statement.
 
-Row-level security already confines every statement to the tenant of the transaction; the
-explicit ``tenant_id`` condition is there too so the tenant-leading indexes are used.
+Queries read the ``pocs_scoped`` and ``poc_tags_scoped`` views, which confine every statement
+to the transaction's tenant the way the row-level policies do, but let the planner use the
+GIN indexes (migration 0004 says why the policies alone cannot). The explicit ``tenant_id``
+condition is there too so the tenant-leading indexes are chosen.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
     WITH hits AS MATERIALIZED (
         SELECT p.id, p.title, p.language, p.tags, p.created_at, p.favorite_count,
                p.view_count, {score} AS score
-        FROM pocs p WHERE {" AND ".join(sql.where)}
+        FROM pocs_scoped p WHERE {" AND ".join(sql.where)}
     ), page AS (
         SELECT h.id, row_number() OVER (ORDER BY {order}) AS ord
         FROM hits h ORDER BY {order} LIMIT {limit} OFFSET {offset}
@@ -98,7 +100,7 @@ def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
                     'language', p.language, 'tags', p.tags, 'user_id', p.user_id,
                     'status', p.status, 'created_at', p.created_at,
                     'views', p.view_count, 'favorites', p.favorite_count) ORDER BY page.ord), '[]')
-           FROM page JOIN pocs p ON p.id = page.id) AS pocs
+           FROM page JOIN pocs_scoped p ON p.id = page.id) AS pocs
     """
     return statement, sql.params
 
@@ -135,7 +137,7 @@ class PostgresSearch:
         start = f"{escape_like(prefix)}%"
         word = f"% {escape_like(prefix)}%"
         titles = await conn.fetch(
-            """SELECT title FROM pocs
+            """SELECT title FROM pocs_scoped
                WHERE tenant_id = $1 AND status <> 'deleted'
                  AND (title ILIKE $2 OR title ILIKE $3)
                GROUP BY title
@@ -147,7 +149,7 @@ class PostgresSearch:
             limit,
         )
         tags = await conn.fetch(
-            """SELECT tag FROM poc_tags
+            """SELECT tag FROM poc_tags_scoped
                WHERE tenant_id = $1 AND poc_count > 0 AND tag LIKE $2
                ORDER BY poc_count DESC, tag LIMIT $3""",
             tenant_id,
@@ -158,7 +160,7 @@ class PostgresSearch:
 
     async def popular_tags(self, conn: Any, tenant_id: UUID, limit: int) -> list[FacetCount]:
         rows = await conn.fetch(
-            """SELECT tag, poc_count FROM poc_tags
+            """SELECT tag, poc_count FROM poc_tags_scoped
                WHERE tenant_id = $1 AND poc_count > 0
                ORDER BY poc_count DESC, tag LIMIT $2""",
             tenant_id,
