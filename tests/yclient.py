@@ -78,6 +78,8 @@ class YClient:
     async def flush(self) -> None:
         """Send the local updates held back (in order, waiting for the socket to drain)."""
         pending, self.outgoing = self.outgoing, []
+        if self.ws.closed:
+            raise AssertionError(f"socket closed ({self.ws.close_code}) with updates unsent")
         for message in pending:
             await self.ws.send_bytes(message)
 

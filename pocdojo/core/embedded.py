@@ -68,7 +68,8 @@ def _start_valkey(data_dir: Path, stack: contextlib.ExitStack) -> str:
 def embedded_engines(data_dir: Path, *, postgres: bool, valkey: bool) -> Iterator[EmbeddedEngines]:
     """Start the engines asked for under ``data_dir``; stop them on exit, newest first."""
     data_dir = data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if postgres or valkey:
+        data_dir.mkdir(parents=True, exist_ok=True)
     engines = EmbeddedEngines()
     with contextlib.ExitStack() as stack:
         if postgres:

@@ -319,10 +319,9 @@ class Room:
             self.size = len(self.doc.get_update())
             if self.size + len(update) > self.max_document_bytes:
                 raise SocketClosed(CloseCode.TOO_LARGE, "the document would exceed its size limit")
-        before = self.doc.get_state()
+        # Every update is passed on, even one that adds nothing to the state vector: a
+        # deletion changes only the delete set. Duplicates are harmless to every receiver.
         self.doc.apply_update(update)
-        if self.doc.get_state() == before:
-            return  # nothing new (a resent or duplicate update)
         self._accept(update, received_at, exclude=peer)
 
     def _accept(self, update: bytes, received_at: float, exclude: Peer | None) -> None:
@@ -354,12 +353,10 @@ class Room:
 
     def apply_remote_update(self, update: bytes) -> None:
         """An update another node accepted (and persists): apply and fan out, nothing more."""
-        before = self.doc.get_state()
         self.doc.apply_update(update)
-        if self.doc.get_state() != before:
-            self.size += len(update)
-            self.changed_since_history = True
-            self._fan_out(create_update_message(update), exclude=None)
+        self.size += len(update)
+        self.changed_since_history = True
+        self._fan_out(create_update_message(update), exclude=None)
 
     def apply_remote_awareness(self, message: bytes) -> None:
         """Awareness relayed by another node."""

@@ -201,3 +201,24 @@ async def test_vanished_clients_leak_nothing(make_client: MakeClient) -> None:
 
 def _has_code(client: YClient, code: str) -> bool:
     return client.code == code
+
+
+async def test_deletions_reach_others_and_are_persisted(make_client: MakeClient) -> None:
+    """A deletion adds nothing to the state vector; it must still be relayed and stored."""
+    client = await make_client(dojo_idle_unload=0.0)
+    admin = await signup(client)
+    dojo = await create_dojo(client, admin, initialCode="keep DROP keep\n")
+    assert client.app is not None
+    rooms = client.app[rooms_key]
+    async with aiohttp.ClientSession() as http:
+        a = await YClient.connect(http, dojo.doc(dojo.host_token))
+        b = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await b.wait_for(lambda: b.code == "keep DROP keep\n")
+        del a.text[5:10]
+        await b.wait_for(lambda: b.code == "keep keep\n")
+        await a.close()
+        await b.close()
+        await wait_until(lambda: not rooms.rooms)
+        again = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await again.wait_for(lambda: again.code == "keep keep\n")
+        await again.close()
