@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
@@ -16,6 +14,7 @@ from pocdojo.core import appkeys
 from pocdojo.core.cache import PocCache
 from pocdojo.core.db import open_pool
 from pocdojo.core.metrics import http_metrics
+from pocdojo.core.periodic import Periodic
 from pocdojo.core.ratelimit import RateLimiter
 from pocdojo.core.search import opensearch, outbox
 from pocdojo.core.search.postgres import PostgresSearch
@@ -77,23 +76,16 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 async def _view_flusher(app: web.Application) -> AsyncIterator[None]:
     """Write buffered POC views to the database every few seconds, and once at shutdown."""
     cache, pool = app[appkeys.poc_cache_key], app[appkeys.db_pool_key]
-    interval = app[appkeys.settings_key].view_flush_interval
 
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await cache.flush_views(pool)
-            except Exception:  # keep flushing after a transient failure; it is logged
-                log.exception("view flush failed")
-
-    task = asyncio.create_task(loop(), name="view-flusher")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    try:
+    async def flush() -> None:
         await cache.flush_views(pool)
+
+    flusher = Periodic("view-flusher", app[appkeys.settings_key].view_flush_interval, flush)
+    flusher.start()
+    yield
+    await flusher.stop()
+    try:
+        await flush()
     except Exception:
         log.exception("final view flush failed")
 
@@ -114,21 +106,13 @@ async def _search(app: web.Application) -> AsyncIterator[None]:
         log.warning("opensearch unreachable at startup", error=str(exc))
     pool = app[appkeys.db_pool_key]
 
-    async def drain() -> None:
-        while True:
-            try:
-                settled = await outbox.drain_once(pool, engine)
-            except Exception:
-                log.exception("search outbox drain failed")
-                settled = 0
-            if not settled:
-                await asyncio.sleep(1.0)
+    async def drain() -> bool:
+        return await outbox.drain_once(pool, engine) > 0  # a full batch: go again at once
 
-    task = asyncio.create_task(drain(), name="search-outbox")
+    drainer = Periodic("search-outbox", 1.0, drain)
+    drainer.start()
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await drainer.stop()
     await client.close()
 
 

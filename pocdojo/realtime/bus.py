@@ -55,6 +55,7 @@ class Bus:
     _outbox: asyncio.Queue[tuple[str, bytes, bytes]] = field(default_factory=asyncio.Queue)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     healthy: bool = True
+    _stopping: bool = False
 
     async def start(self) -> None:
         self._tasks = [
@@ -63,11 +64,14 @@ class Bus:
         ]
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # redis-py can swallow a cancellation inside a blocking XREAD; the loop's stop flag
+        # ends it then, and the wait is bounded in any case.
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            async with asyncio.timeout(2 * _BLOCK_MS / 1000 + 1):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._flush_outbox()
 
     async def position(self, room: str) -> str:
@@ -133,7 +137,7 @@ class Bus:
 
     async def _read_loop(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._stopping:
             if not self._subs:
                 await asyncio.sleep(_BLOCK_MS / 1000)
                 continue

@@ -25,7 +25,6 @@ import structlog
 from aiohttp import web
 from pycrdt import (
     Awareness,
-    Decoder,
     Doc,
     Encoder,
     YMessageType,
@@ -230,6 +229,9 @@ class Room:
         self.tenant_id = tenant_id
         self.doc = doc
         self.awareness = Awareness(doc)
+        # A socket owns the awareness ids it introduced (as in the reference y-websocket
+        # server): clients relay others' states too, and leaving must remove only their own.
+        self.awareness.observe(self._claim_awareness)
         self.doc_peers: set[Peer] = set()
         self.event_peers: set[Peer] = set()
         self.pending: list[bytes] = []
@@ -335,9 +337,14 @@ class Room:
         if self.on_update is not None:
             self.on_update(len(update))
 
+    def _claim_awareness(self, topic: str, change: tuple[dict[str, list[int]], Any]) -> None:
+        ids, origin = change
+        if topic == "update" and isinstance(origin, Peer):
+            origin.awareness_ids.update(ids["added"])
+            origin.awareness_ids.difference_update(ids["removed"])
+
     def _receive_awareness(self, peer: Peer, message: bytes, received_at: float) -> None:
         payload = read_message(message[1:])
-        peer.awareness_ids.update(_client_ids(payload))
         self.awareness.apply_awareness_update(payload, origin=peer)
         self._fan_out(message, exclude=peer, received_at=received_at)
         self._publish(b"a", message)
@@ -394,16 +401,6 @@ class Room:
     def take_pending(self) -> list[bytes]:
         taken, self.pending, self.pending_since = self.pending, [], None
         return taken
-
-
-def _client_ids(payload: bytes) -> list[int]:
-    decoder = Decoder(payload)
-    ids = []
-    for _ in range(decoder.read_var_uint()):
-        ids.append(decoder.read_var_uint())
-        decoder.read_var_uint()
-        decoder.read_var_string()
-    return ids
 
 
 def _removal(awareness: Awareness, client_ids: list[int]) -> bytes:

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
+from pocdojo.core.periodic import Periodic
 from pocdojo.crdt import document
 from pocdojo.realtime.bus import Bus
 from pocdojo.realtime.room import CloseCode, Room
@@ -93,21 +94,23 @@ class Rooms:
         self.metrics = metrics
         self.rooms: dict[UUID, Room] = {}
         self._loading: dict[UUID, asyncio.Future[Room]] = {}
-        self._flusher: asyncio.Task[None] | None = None
+        self._flusher = Periodic("room-flusher", settings.persist_interval, self._flush_all)
+        self._unloading: set[asyncio.Task[Any]] = set()
+        self._closing: dict[UUID, asyncio.Future[None]] = {}
         self._last_history = time.monotonic()
 
     async def start(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_loop(), name="room-flusher")
+        self._flusher.start()
 
     async def stop(self) -> None:
         """Close every socket (1001), persist and unload every room."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        await self._flusher.stop()
         for room in list(self.rooms.values()):
             await room.close_all(CloseCode.GOING_AWAY, "server shutting down")
             await self.unload(room, reason="unload")
+        # Unloads already under way (started by an idle timer) finish before the pool closes.
+        if self._unloading:
+            await asyncio.gather(*self._unloading, return_exceptions=True)
 
     async def acquire(self, session_id: UUID, tenant_id: UUID) -> Room:
         """The loaded room, loading it if needed; concurrent callers share one load."""
@@ -115,6 +118,11 @@ class Rooms:
         if room is not None:
             self._cancel_idle(room)
             return room
+        closing = self._closing.get(session_id)
+        if closing is not None:
+            # Reload only once the last copy's updates and snapshot are stored.
+            await asyncio.shield(closing)
+            return await self.acquire(session_id, tenant_id)
         pending = self._loading.get(session_id)
         if pending is not None:
             room = await asyncio.shield(pending)
@@ -171,7 +179,13 @@ class Rooms:
         await asyncio.sleep(self.settings.idle_unload)
         room.idle_task = None
         if room.empty:
-            await self.unload(room, reason="unload")
+            task = asyncio.current_task()
+            assert task is not None
+            self._unloading.add(task)
+            try:
+                await self.unload(room, reason="unload")
+            finally:
+                self._unloading.discard(task)
 
     async def unload(self, room: Room, *, reason: str) -> None:
         """Persist everything, fold the log into a snapshot, record the code, forget it."""
@@ -180,9 +194,15 @@ class Rooms:
         self._cancel_idle(room)
         del self.rooms[room.session_id]
         self.bus.unsubscribe(str(room.session_id))
-        await self._persist(room)
-        await document.compact(self.pool, room.tenant_id, room.session_id, room.doc)
-        await self._record_history(room, reason)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closing[room.session_id] = done
+        try:
+            await self._persist(room)
+            await document.compact(self.pool, room.tenant_id, room.session_id, room.doc)
+            await self._record_history(room, reason)
+        finally:
+            del self._closing[room.session_id]
+            done.set_result(None)
         self.metrics.rooms.set(len(self.rooms))
         log.info("room unloaded", session=str(room.session_id))
 
@@ -219,22 +239,21 @@ class Rooms:
         """Others missed what we published during an outage: send them our whole state."""
         self.bus.publish(str(room.session_id), b"u", room.full_state())
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.persist_interval)
+    async def _flush_all(self) -> None:
+        """Persist every room's pending updates; compact and record history when due."""
+        for room in list(self.rooms.values()):
+            try:
+                await self._persist(room)
+                if room.updates_since_compaction >= self.settings.compact_every:
+                    room.updates_since_compaction = 0
+                    await document.compact(self.pool, room.tenant_id, room.session_id, None)
+            except Exception:  # the updates stay pending and are retried next round
+                log.exception("room persistence failed", session=str(room.session_id))
+        if time.monotonic() - self._last_history >= self.settings.history_interval:
+            self._last_history = time.monotonic()
             for room in list(self.rooms.values()):
-                try:
-                    await self._persist(room)
-                    if room.updates_since_compaction >= self.settings.compact_every:
-                        room.updates_since_compaction = 0
-                        await document.compact(self.pool, room.tenant_id, room.session_id, None)
-                except Exception:  # the updates stay pending and are retried next round
-                    log.exception("room persistence failed", session=str(room.session_id))
-            if time.monotonic() - self._last_history >= self.settings.history_interval:
-                self._last_history = time.monotonic()
-                for room in list(self.rooms.values()):
-                    if room.changed_since_history:
-                        await self._record_history(room, "interval")
+                if room.changed_since_history:
+                    await self._record_history(room, "interval")
 
     async def _persist(self, room: Room) -> None:
         if not room.pending:

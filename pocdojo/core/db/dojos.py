@@ -229,9 +229,14 @@ async def append_updates(
     conn: Any, session_id: UUID, tenant_id: UUID, updates: list[bytes]
 ) -> None:
     """Log accepted updates in order."""
-    await conn.executemany(
-        "INSERT INTO dojo_updates (session_id, tenant_id, data) VALUES ($1, $2, $3)",
-        [(session_id, tenant_id, u) for u in updates],
+    # One statement for the whole batch, rows numbered in arrival order.
+    await conn.execute(
+        """INSERT INTO dojo_updates (session_id, tenant_id, data)
+           SELECT $1, $2, u.data FROM unnest($3::bytea[]) WITH ORDINALITY AS u (data, n)
+           ORDER BY u.n""",
+        session_id,
+        tenant_id,
+        updates,
     )
 
 

@@ -1,0 +1,55 @@
+"""Fixtures of the realtime tests: the npm packages of the JavaScript Yjs clients."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+JS_DIR = Path(__file__).resolve().parent.parent / "js"
+_STAMP = ".pocdojo-lock-sha256"
+
+
+def _lock_digest() -> str:
+    return hashlib.sha256((JS_DIR / "package-lock.json").read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def js_dir() -> Path:
+    """``tests/js`` with its npm packages installed from package-lock.json.
+
+    ``npm ci`` runs once, when ``node_modules`` is missing or was installed from another
+    lock file (a digest of the lock file is kept in ``node_modules`` after a good install).
+    It talks to the npm registry and nothing else; no package runs install scripts.
+    """
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("Node.js not installed")
+    stamp = JS_DIR / "node_modules" / _STAMP
+    # Parallel test workers install one at a time; the others find the stamp and go on.
+    with (JS_DIR / "package-lock.json").open("rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            digest = _lock_digest()
+            if not stamp.is_file() or stamp.read_text().strip() != digest:
+                done = subprocess.run(
+                    [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                    cwd=JS_DIR,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    pytest.fail(
+                        f"npm ci failed ({done.returncode}):\n{done.stdout}\n{done.stderr}",
+                        pytrace=False,
+                    )
+                stamp.write_text(digest + "\n")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return JS_DIR
