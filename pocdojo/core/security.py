@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import jwt
@@ -62,28 +63,62 @@ class AccessClaims:
     expires_at: int
 
 
-class AccessTokens:
-    """Short-lived HS256 JWTs naming user, tenant, role and login session."""
+class _SignedTokens:
+    """HS256 JWTs of one kind (``typ``), issued for ``ttl`` seconds."""
 
-    def __init__(self, settings: Settings) -> None:
+    typ = ""
+    what = "token"
+
+    def __init__(self, settings: Settings, ttl: int) -> None:
         self._secret = settings.require_jwt_secret()
         self._issuer = settings.jwt_issuer
-        self.ttl = settings.access_token_ttl
+        self.ttl = ttl
+
+    def _encode(self, claims: dict[str, str]) -> str:
+        now = int(time.time())
+        payload = {**claims, "iss": self._issuer, "iat": now, "exp": now + self.ttl}
+        return jwt.encode({**payload, "typ": self.typ}, self._secret, algorithm=_ALGORITHM)
+
+    def _decode(self, token: str, required: list[str], *, verify_exp: bool) -> dict[str, Any]:
+        """The claims of a valid token of this kind.
+
+        Raises:
+            Unauthorized: expired, forged, malformed, or a token of another kind.
+        """
+        try:
+            raw: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                issuer=self._issuer,
+                options={"require": [*required, "exp", "iss"], "verify_exp": verify_exp},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized(f"{self.what} expired", code="token_expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid {self.what}", code="invalid_token") from exc
+        if raw.get("typ") != self.typ:
+            raise Unauthorized(f"invalid {self.what}", code="invalid_token")
+        return raw
+
+    def _invalid(self) -> Unauthorized:
+        return Unauthorized(f"invalid {self.what}", code="invalid_token")
+
+
+class AccessTokens(_SignedTokens):
+    """Short-lived JWTs naming user, tenant, role and login session."""
+
+    typ = "access"
+    what = "access token"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, settings.access_token_ttl)
 
     def issue(self, *, user_id: UUID, tenant_id: UUID, role: str, session_id: UUID) -> str:
         """A signed access token valid for ``ttl`` seconds."""
-        now = int(time.time())
-        claims = {
-            "sub": str(user_id),
-            "tid": str(tenant_id),
-            "role": role,
-            "sid": str(session_id),
-            "iss": self._issuer,
-            "iat": now,
-            "exp": now + self.ttl,
-            "typ": "access",
-        }
-        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        return self._encode(
+            {"sub": str(user_id), "tid": str(tenant_id), "role": role, "sid": str(session_id)}
+        )
 
     def decode(self, token: str, *, verify_exp: bool = True) -> AccessClaims:
         """Check signature, issuer and expiry.
@@ -91,19 +126,10 @@ class AccessTokens:
         Raises:
             Unauthorized: the token is expired, forged or malformed.
         """
+        raw = self._decode(token, ["sub", "tid", "role", "sid"], verify_exp=verify_exp)
         try:
-            raw = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[_ALGORITHM],
-                issuer=self._issuer,
-                options={
-                    "require": ["sub", "tid", "role", "sid", "exp", "iss"],
-                    "verify_exp": verify_exp,
-                },
-            )
-            if raw.get("typ") != "access" or raw["role"] not in ROLES:
-                raise jwt.InvalidTokenError("not an access token")
+            if raw["role"] not in ROLES:
+                raise ValueError(raw["role"])
             return AccessClaims(
                 user_id=UUID(raw["sub"]),
                 tenant_id=UUID(raw["tid"]),
@@ -111,10 +137,8 @@ class AccessTokens:
                 session_id=UUID(raw["sid"]),
                 expires_at=int(raw["exp"]),
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("access token expired", code="token_expired") from exc
-        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
-            raise Unauthorized("invalid access token", code="invalid_token") from exc
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise self._invalid() from exc
 
 
 @dataclass(frozen=True)
@@ -158,50 +182,32 @@ class DojoClaims:
     role: str
 
 
-class ParticipantTokens:
+class ParticipantTokens(_SignedTokens):
     """JWTs handed out on joining a dojo and presented by its sockets (``?token=``)."""
 
+    typ = "dojo"
+    what = "participant token"
+
     def __init__(self, settings: Settings) -> None:
-        self._secret = settings.require_jwt_secret()
-        self._issuer = settings.jwt_issuer
-        self.ttl = settings.participant_token_ttl
+        super().__init__(settings, settings.participant_token_ttl)
 
     def issue(self, *, user_id: UUID, tenant_id: UUID, session_id: UUID, role: str) -> str:
         """A signed participant token."""
-        now = int(time.time())
-        claims = {
-            "sub": str(user_id),
-            "tid": str(tenant_id),
-            "dsid": str(session_id),
-            "role": role,
-            "iss": self._issuer,
-            "iat": now,
-            "exp": now + self.ttl,
-            "typ": "dojo",
-        }
-        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        return self._encode(
+            {"sub": str(user_id), "tid": str(tenant_id), "dsid": str(session_id), "role": role}
+        )
 
     def decode(self, token: str) -> DojoClaims:
         """Raises:
         Unauthorized: the token is expired, forged, malformed or not a participant token.
         """
+        raw = self._decode(token, ["sub", "tid", "dsid", "role"], verify_exp=True)
         try:
-            raw = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[_ALGORITHM],
-                issuer=self._issuer,
-                options={"require": ["sub", "tid", "dsid", "role", "exp", "iss"]},
-            )
-            if raw.get("typ") != "dojo":
-                raise jwt.InvalidTokenError("not a participant token")
             return DojoClaims(
                 user_id=UUID(raw["sub"]),
                 tenant_id=UUID(raw["tid"]),
                 session_id=UUID(raw["dsid"]),
-                role=raw["role"],
+                role=str(raw["role"]),
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("participant token expired", code="token_expired") from exc
-        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
-            raise Unauthorized("invalid participant token", code="invalid_token") from exc
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise self._invalid() from exc

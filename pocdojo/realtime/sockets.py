@@ -131,19 +131,7 @@ async def doc_socket(request: web.Request) -> web.WebSocketResponse:
     with room name ``doc`` and ``params: {token}``. Observers receive everything; their edits
     are dropped. Close codes: docs/realtime.md.
     """
-    ws = _socket(request)
-    await ws.prepare(request)
-    admitted = await _admit(request, ws)
-    if admitted is None:
-        return ws
-    rooms = request.app[rooms_key]
-    claims = admitted.claims
-    room = await rooms.acquire(claims.session_id, claims.tenant_id)
-    peer = Peer(ws, claims.user_id, admitted.username, admitted.role, _limits(request))
-    peer.on_sent = rooms.metrics.sent
-    peer.transport = request.transport
-    await _serve(request, rooms, room, peer, "doc", _doc_messages)
-    return ws
+    return await _open(request, "doc", _doc_messages)
 
 
 @routes.socket("/v1/dojos/sessions/{sessionId}/events")
@@ -152,6 +140,11 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
 
     Message schema: docs/realtime.md.
     """
+    return await _open(request, "events", _event_messages)
+
+
+async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketResponse:
+    """Upgrade, admit (or close with the reason), and serve the socket until it ends."""
     ws = _socket(request)
     await ws.prepare(request)
     admitted = await _admit(request, ws)
@@ -163,7 +156,7 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
     peer = Peer(ws, claims.user_id, admitted.username, admitted.role, _limits(request))
     peer.on_sent = rooms.metrics.sent
     peer.transport = request.transport
-    await _serve(request, rooms, room, peer, "events", _event_messages)
+    await _serve(request, rooms, room, peer, kind, handle)
     return ws
 
 

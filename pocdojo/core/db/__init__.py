@@ -62,3 +62,20 @@ async def tenant_tx(pool: asyncpg.Pool, tenant_id: UUID | None) -> AsyncIterator
         if tenant_id is not None:
             await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
         yield conn
+
+
+async def update_returning(
+    conn: Any, table: str, row_id: Any, changes: dict[str, Any], columns: str
+) -> Any:
+    """``UPDATE table SET <changes>, updated_at = now() WHERE id = row_id RETURNING columns``.
+
+    Table and column names come from the repositories' own constants, never from input;
+    values are always parameters.
+    """
+    assigns = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
+    return await conn.fetchrow(
+        f"UPDATE {table} SET {assigns}, updated_at = now() WHERE id = $1 "
+        f"RETURNING {columns}",
+        row_id,
+        *changes.values(),
+    )

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pocdojo.core.db import update_returning
+
 
 @dataclass(frozen=True)
 class Poc:
@@ -100,12 +102,7 @@ async def view_once(conn: Any, poc_id: UUID) -> Poc | None:
 
 async def update(conn: Any, poc_id: UUID, changes: dict[str, Any]) -> Poc:
     """Apply column changes (names are trusted: they come from our own field map)."""
-    assigns = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
-    row = await conn.fetchrow(
-        f"UPDATE pocs SET {assigns}, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
-        poc_id,
-        *changes.values(),
-    )
+    row = await update_returning(conn, "pocs", poc_id, changes, COLUMNS)
     return to_poc(row)
 
 

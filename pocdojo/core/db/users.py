@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pocdojo.core.db import update_returning
+
 
 @dataclass(frozen=True)
 class User:
@@ -106,12 +108,7 @@ async def page(conn: Any, *, limit: int, offset: int) -> list[User]:
 
 async def update(conn: Any, user_id: UUID, changes: dict[str, Any]) -> User:
     """Apply column changes (names are trusted: they come from our own field map)."""
-    assigns = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
-    row = await conn.fetchrow(
-        f"UPDATE users SET {assigns}, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
-        user_id,
-        *changes.values(),
-    )
+    row = await update_returning(conn, "users", user_id, changes, _COLUMNS)
     return _user(row)
 
 
