@@ -222,3 +222,28 @@ async def test_deletions_reach_others_and_are_persisted(make_client: MakeClient)
         again = await YClient.connect(http, dojo.doc(dojo.host_token))
         await again.wait_for(lambda: again.code == "keep keep\n")
         await again.close()
+
+
+async def test_realtime_metrics_are_exported(client: Client, admin: Account) -> None:
+    dojo = await create_dojo(client, admin, initialCode="m\n")
+    async with aiohttp.ClientSession() as http:
+        a = await YClient.connect(http, dojo.doc(dojo.host_token))
+        b = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await b.wait_for(lambda: b.code == "m\n")
+        a.text += "metric\n"
+        await b.wait_for(lambda: b.code == "m\nmetric\n")
+        text = await (await client.get("/metrics")).text()
+        await a.close()
+        await b.close()
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["pocdojo_rooms_active"] >= 1
+    assert values['pocdojo_ws_connections{socket="doc"}'] >= 2
+    assert values["pocdojo_doc_updates_total"] >= 1
+    assert values["pocdojo_ws_received_bytes_total"] > 0
+    assert values["pocdojo_ws_sent_bytes_total"] > 0
+    assert values["pocdojo_fanout_latency_seconds_count"] >= 1
+    assert "pocdojo_persist_lag_seconds_count" in values
