@@ -30,8 +30,6 @@ def _env(engines: Engines) -> dict[str, str]:
         "JWT_SECRET": TEST_JWT_SECRET,
         "DOJO_IDLE_UNLOAD": "0.2",
         "LOG_LEVEL": "WARNING",
-        # Every test signs up from 127.0.0.1 against the one shared Redis.
-        "SIGNUP_LIMIT_IP": "100000",
     }
     if engines.database_app_url:
         variables["DATABASE_APP_URL"] = engines.database_app_url
