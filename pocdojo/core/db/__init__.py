@@ -74,8 +74,7 @@ async def update_returning(
     """
     assigns = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
     return await conn.fetchrow(
-        f"UPDATE {table} SET {assigns}, updated_at = now() WHERE id = $1 "
-        f"RETURNING {columns}",
+        f"UPDATE {table} SET {assigns}, updated_at = now() WHERE id = $1 RETURNING {columns}",
         row_id,
         *changes.values(),
     )
