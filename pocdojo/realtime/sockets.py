@@ -120,7 +120,9 @@ def _limits(request: web.Request) -> Limits:
 def _socket(request: web.Request) -> web.WebSocketResponse:
     # aiohttp's own cap is a backstop (it closes with 1009); our limit answers 4413 first.
     limit = request.app[appkeys.settings_key].ws_max_message_bytes
-    return web.WebSocketResponse(max_msg_size=limit * 4, heartbeat=_HEARTBEAT)
+    # No permessage-deflate: Yjs updates are small and already compact, and a deflate context
+    # per socket costs ~100 KiB and most of the CPU at thousands of sockets (bench/realtime).
+    return web.WebSocketResponse(max_msg_size=limit * 4, heartbeat=_HEARTBEAT, compress=False)
 
 
 @routes.socket("/v1/dojos/sessions/{sessionId}/doc")
