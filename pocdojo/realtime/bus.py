@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from pycrdt import merge_updates
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -120,7 +121,7 @@ class Bus:
     async def _send(self, batch: list[tuple[str, bytes, bytes]]) -> None:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for room, kind, data in batch:
+                for room, kind, data in _coalesce(batch):
                     pipe.xadd(
                         stream_key(room),
                         {"n": self.node_id, "k": kind, "d": data},
@@ -189,6 +190,35 @@ class Bus:
             if sub.missed_publish:
                 sub.missed_publish = False
                 await sub.on_reconnect()
+
+
+def _coalesce(batch: list[tuple[str, bytes, bytes]]) -> list[tuple[str, bytes, bytes]]:
+    """Merge each run of one room's document updates into one update (one stream entry).
+
+    Yjs updates merge losslessly; other entries keep their place between the runs.
+    """
+    out: list[tuple[str, bytes, bytes]] = []
+    run: list[bytes] = []
+    run_room = ""
+
+    def close_run() -> None:
+        if run:
+            out.append((run_room, b"u", run[0] if len(run) == 1 else merge_updates(*run)))
+            run.clear()
+
+    for room, kind, data in batch:
+        if kind == b"u" and (not run or room == run_room):
+            run_room = room
+            run.append(data)
+            continue
+        close_run()
+        if kind == b"u":
+            run_room = room
+            run.append(data)
+        else:
+            out.append((room, kind, data))
+    close_run()
+    return out
 
 
 def _later(entry_id: str, than: str) -> bool:
