@@ -50,6 +50,22 @@ class PocHit:
     views: int
     favorites: int
 
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> PocHit:
+        """A hit from its JSON form (the same in both engines' answers)."""
+        return cls(
+            poc_id=UUID(doc["poc_id"]),
+            title=doc["title"],
+            description=doc["description"],
+            language=doc["language"],
+            tags=doc["tags"],
+            user_id=UUID(doc["user_id"]),
+            status=doc["status"],
+            created_at=datetime.fromisoformat(doc["created_at"]),
+            views=doc["views"],
+            favorites=doc["favorites"],
+        )
+
 
 @dataclass(frozen=True)
 class FacetCount:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -231,21 +230,6 @@ def _buckets(aggregation: dict[str, Any]) -> list[FacetCount]:
     return [FacetCount(b["key"], b["doc_count"]) for b in aggregation["buckets"]]
 
 
-def _hit(source: dict[str, Any]) -> PocHit:
-    return PocHit(
-        poc_id=UUID(source["poc_id"]),
-        title=source["title"],
-        description=source["description"],
-        language=source["language"],
-        tags=source["tags"],
-        user_id=UUID(source["user_id"]),
-        status=source["status"],
-        created_at=datetime.fromisoformat(source["created_at"]),
-        views=source["views"],
-        favorites=source["favorites"],
-    )
-
-
 class OpenSearchSearch:
     """The search port on an OpenSearch cluster (``opensearchpy.AsyncOpenSearch``)."""
 
@@ -267,7 +251,7 @@ class OpenSearchSearch:
     async def search(self, conn: Any, tenant_id: UUID, query: PocQuery) -> SearchPage:
         result = await self._query(tenant_id, build_search(tenant_id, query))
         return SearchPage(
-            hits=[_hit(h["_source"]) for h in result["hits"]["hits"]],
+            hits=[PocHit.from_document(h["_source"]) for h in result["hits"]["hits"]],
             total=result["hits"]["total"]["value"],
             languages=_buckets(result["aggregations"]["languages"]),
             tags=_buckets(result["aggregations"]["tags"]),

@@ -9,7 +9,6 @@ condition is there too so the tenant-leading indexes are chosen.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -96,28 +95,13 @@ def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
            FROM (SELECT tag, count(*) AS n FROM hits, unnest(hits.tags) AS tag GROUP BY tag
                  ORDER BY n DESC, tag LIMIT {FACET_TAGS}) f) AS tags,
         (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                    'id', p.id, 'title', p.title, 'description', p.description,
+                    'poc_id', p.id, 'title', p.title, 'description', p.description,
                     'language', p.language, 'tags', p.tags, 'user_id', p.user_id,
                     'status', p.status, 'created_at', p.created_at,
                     'views', p.view_count, 'favorites', p.favorite_count) ORDER BY page.ord), '[]')
            FROM page JOIN pocs_scoped p ON p.id = page.id) AS pocs
     """
     return statement, sql.params
-
-
-def _hit(doc: dict[str, Any]) -> PocHit:
-    return PocHit(
-        poc_id=UUID(doc["id"]),
-        title=doc["title"],
-        description=doc["description"],
-        language=doc["language"],
-        tags=doc["tags"],
-        user_id=UUID(doc["user_id"]),
-        status=doc["status"],
-        created_at=datetime.fromisoformat(doc["created_at"]),
-        views=doc["views"],
-        favorites=doc["favorites"],
-    )
 
 
 class PostgresSearch:
@@ -127,7 +111,7 @@ class PostgresSearch:
         statement, params = build_search(tenant_id, query)
         row = await conn.fetchrow(statement, *params)
         return SearchPage(
-            hits=[_hit(doc) for doc in row["pocs"]],
+            hits=[PocHit.from_document(doc) for doc in row["pocs"]],
             total=row["total"],
             languages=[FacetCount(v, n) for v, n in row["languages"]],
             tags=[FacetCount(v, n) for v, n in row["tags"]],
