@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pocdojo.core import appkeys
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
-from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Unauthorized
 from pocdojo.core.security import DojoClaims
 from pocdojo.realtime.room import CloseCode, Limits, Peer, Room, SocketClosed
@@ -90,21 +89,18 @@ async def _admit(request: web.Request, ws: web.WebSocketResponse) -> _Admitted |
         await ws.close(code=CloseCode.FORBIDDEN, message=b"token is for another session")
         return None
     async with tenant_tx(request.app[appkeys.db_pool_key], claims.tenant_id) as conn:
-        session = await dojos_db.get(conn, session_id)
-        role = await dojos_db.participant_role(conn, session_id, claims.user_id)
-        user = await users_db.get(conn, claims.user_id)
-    if session is None:
+        found = await dojos_db.admission(conn, session_id, claims.user_id)
+    if found is None:
         await ws.close(code=CloseCode.NOT_FOUND, message=b"session not found")
         return None
-    if session.status == "ended":
+    if found.status == "ended":
         await ws.close(code=CloseCode.ENDED, message=b"the session has ended")
         return None
-    if role is None or user is None or not user.is_active:
+    if found.role is None or found.username is None or not found.user_active:
         await ws.close(code=CloseCode.FORBIDDEN, message=b"not a participant of this session")
         return None
-    if user.role == "viewer":
-        role = "observer"
-    return _Admitted(claims, user.username, role)
+    role = "observer" if found.user_role == "viewer" else found.role
+    return _Admitted(claims, found.username, role)
 
 
 def _limits(request: web.Request) -> Limits:

@@ -147,6 +147,32 @@ async def participant_role(conn: Any, session_id: UUID, user_id: UUID) -> str | 
     return result
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What a socket needs to know to admit a user, read in one query."""
+
+    status: str
+    role: str | None
+    username: str | None
+    user_role: str | None
+    user_active: bool
+
+
+async def admission(conn: Any, session_id: UUID, user_id: UUID) -> Admission | None:
+    """The session's status and the user's part in it (None: no such session)."""
+    row = await conn.fetchrow(
+        """SELECT s.status, p.role, u.username, u.role AS user_role,
+                  coalesce(u.is_active, false) AS user_active
+           FROM dojo_sessions s
+           LEFT JOIN dojo_participants p ON p.session_id = s.id AND p.user_id = $2
+           LEFT JOIN users u ON u.id = $2
+           WHERE s.id = $1""",
+        session_id,
+        user_id,
+    )
+    return Admission(**dict(row)) if row else None
+
+
 async def participants(conn: Any, session_id: UUID) -> list[Participant]:
     """Everyone who joined, in joining order."""
     rows = await conn.fetch(
