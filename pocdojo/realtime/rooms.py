@@ -31,6 +31,9 @@ from pocdojo.realtime.room import CloseCode, Room
 
 log = structlog.get_logger(__name__)
 
+# A socket counts as online while its node refreshed it within this many seconds.
+_ONLINE_TTL = 45.0
+
 
 @dataclass(frozen=True)
 class RoomSettings:
@@ -95,15 +98,19 @@ class Rooms:
         self.rooms: dict[UUID, Room] = {}
         self._loading: dict[UUID, asyncio.Future[Room]] = {}
         self._flusher = Periodic("room-flusher", settings.persist_interval, self._flush_all)
+        self._online: dict[UUID, set[str]] = {}
+        self._presence = Periodic("presence", _ONLINE_TTL / 3, self._refresh_online)
         self._unloading: set[asyncio.Task[Any]] = set()
         self._closing: dict[UUID, asyncio.Future[None]] = {}
         self._last_history = time.monotonic()
 
     async def start(self) -> None:
         self._flusher.start()
+        self._presence.start()
 
     async def stop(self) -> None:
         """Close every socket (1001), persist and unload every room."""
+        await self._presence.stop()
         await self._flusher.stop()
         for room in list(self.rooms.values()):
             await room.close_all(CloseCode.GOING_AWAY, "server shutting down")
@@ -285,14 +292,32 @@ class Rooms:
     async def online(self, session_id: UUID) -> set[str]:
         return await online_users(self.redis, session_id)
 
-    async def mark_online(self, session_id: UUID, member: str, ttl: float = 45.0) -> None:
-        """Record a socket as present (refreshed by the socket's heartbeat)."""
+    async def mark_online(self, session_id: UUID, member: str) -> None:
+        """Record a socket as present; ``_refresh_online`` keeps it so while it stays."""
+        self._online.setdefault(session_id, set()).add(member)
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.zadd(f"dojo:{session_id}:online", {member: time.time() + ttl})
+            await self.redis.zadd(f"dojo:{session_id}:online", {member: time.time() + _ONLINE_TTL})
 
     async def mark_offline(self, session_id: UUID, member: str) -> None:
+        members = self._online.get(session_id)
+        if members is not None:
+            members.discard(member)
+            if not members:
+                del self._online[session_id]
         with contextlib.suppress(RedisError, OSError):
             await self.redis.zrem(f"dojo:{session_id}:online", member)
+
+    async def _refresh_online(self) -> None:
+        """One pipelined refresh for every socket of this node (a node that dies stops
+        refreshing, and its sockets drop out of "online" within ``_ONLINE_TTL``)."""
+        if not self._online:
+            return
+        expires = time.time() + _ONLINE_TTL
+        with contextlib.suppress(RedisError, OSError):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for session_id, members in self._online.items():
+                    pipe.zadd(f"dojo:{session_id}:online", dict.fromkeys(members, expires))
+                await pipe.execute()
 
 
 async def online_users(redis: Redis, session_id: UUID) -> set[str]:

@@ -8,8 +8,6 @@ session does not allow the connection, so every client learns why. Close codes a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -170,7 +168,6 @@ async def _serve(
     gauge = rooms.metrics.connections.labels(kind)
     gauge.inc()
     peer.start()
-    heartbeat = asyncio.create_task(_keep_online(rooms, room.session_id, member))
     try:
         await rooms.mark_online(room.session_id, member)
         await handle(request, rooms, room, peer)
@@ -178,9 +175,6 @@ async def _serve(
         log.info("socket closed by limit", code=exc.code, reason=exc.reason, socket=kind)
         await peer.close(exc.code, exc.reason, drain=True)
     finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
         if kind == "doc":
             room.detach(peer)
         else:
@@ -190,12 +184,6 @@ async def _serve(
         await rooms.mark_offline(room.session_id, member)
         gauge.dec()
         rooms.release(room)
-
-
-async def _keep_online(rooms: Rooms, session_id: UUID, member: str) -> None:
-    while True:
-        await asyncio.sleep(_HEARTBEAT)
-        await rooms.mark_online(session_id, member)
 
 
 async def _doc_messages(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> None:
