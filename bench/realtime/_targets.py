@@ -243,7 +243,7 @@ class EngineUrls:
         found: dict[str, int] = {}
         with contextlib.suppress(Exception):
             client = redis.Redis.from_url(self.redis, socket_timeout=5)
-            info = client.info()
+            info: dict[str, Any] = client.info()  # type: ignore[assignment]
             found["redis_commands"] = int(info["total_commands_processed"])
             found["redis_clients"] = int(info["connected_clients"])
             client.close()
@@ -461,7 +461,9 @@ def load_average() -> str:
 
 
 @contextlib.contextmanager
-def profiled(pid: int, out: Path, *, enabled: bool, rate: int = 100) -> Iterator[Path | None]:
+def profiled(
+    pid: int, out: Path, *, enabled: bool, rate: int = 100, native: bool = False
+) -> Iterator[Path | None]:
     """Sample ``pid`` with py-spy while inside: collapsed stacks of the threads that were
     running (idle threads and the event loop's wait in ``select`` are left out)."""
     spy = Path(sys.executable).with_name("py-spy")
@@ -474,7 +476,10 @@ def profiled(pid: int, out: Path, *, enabled: bool, rate: int = 100) -> Iterator
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-               "--rate", str(rate), "--nonblocking"]  # fmt: skip
+               "--rate", str(rate)]  # fmt: skip
+    # C frames too (the garbage collector, zlib, pycrdt); py-spy must pause the process for
+    # those, so a native profile slows the server a little.
+    command.append("--native" if native else "--nonblocking")
     proc = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

@@ -117,8 +117,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="embedded engines, server logs (a fresh tenant each run)",
     )  # fmt: skip
     parser.add_argument(
-        "--profile", action="store_true",
-        help="sample pocdojo serve with py-spy during the window and print where time went",
+        "--profile", nargs="?", const="python", choices=("python", "native"),
+        help="sample pocdojo serve with py-spy during the window and print where time went "
+        "(--profile native: C frames too)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--seed", type=int, default=1)
@@ -310,7 +311,8 @@ def _drive(
     profile = None
     if args.profile and server.name == "pocdojo":
         profile = args.data_dir / "profiles" / f"load-{server.proc.pid}.txt"
-    with profiled(server.proc.pid, profile or Path(), enabled=profile is not None):
+    native = args.profile == "native"
+    with profiled(server.proc.pid, profile or Path(), enabled=bool(profile), native=native):
         _sleep_until(win_end, 0.5, sample_rss)
     end = server.measured.sample()
     eng_end = server.engines.sample() if server.engines else None

@@ -81,8 +81,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="pocdojo's WS_MAX_DOCUMENT_BYTES (default: the server's own, 8 MiB)",
     )  # fmt: skip
     parser.add_argument(
-        "--profile", action="store_true",
-        help="sample pocdojo serve with py-spy during the replay and print where time went",
+        "--profile", nargs="?", const="python", choices=("python", "native"),
+        help="sample pocdojo serve with py-spy during the replay and print where time went "
+        "(--profile native: C frames too)",
     )  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=Path(".bench/realtime"))
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -224,6 +225,7 @@ async def replay_through(
     configs: list[dict[str, Any]],
     within: float,
     profile: Path | None = None,
+    native: bool = False,
 ) -> Replay:
     """configs: writer first, then the two listeners; ``profile``: py-spy the server into it."""
     result = Replay(server.name, load=load_average())
@@ -238,7 +240,7 @@ async def replay_through(
         await writer.wait_for("ready", 60)
         cpu_before = server.measured.sample().cpu
         engines_before = server.engines.sample().cpu if server.engines else 0.0
-        with profiled(server.proc.pid, profile or Path(), enabled=profile is not None):
+        with profiled(server.proc.pid, profile or Path(), enabled=bool(profile), native=native):
             writer.send("go")
             start = await writer.wait_for("start", 30)
             t0 = int(start["t"])
@@ -405,7 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 profile = None
                 if args.profile and name == "pocdojo":
                     profile = args.data_dir / "profiles" / f"replay-{tag}.txt"
-                run = asyncio.run(replay_through(server, configs, args.timeout, profile))
+                native = args.profile == "native"
+                run = asyncio.run(replay_through(server, configs, args.timeout, profile, native))
                 runs.append(run)
                 log(f"{name}: total {run.total_s:.2f} s {'ok' if run.ok else run.error}")
                 if profile is not None:
