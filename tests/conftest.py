@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ def settings(engines: Engines, tmp_path: Path) -> Settings:
         requests_per_minute_user=100_000,
         trust_forwarded_for=True,
         log_json=True,
+        # Job tests turn the worker on; each test has a queue of its own.
+        worker=False,
+        job_queue=f"test-jobs:{uuid.uuid4().hex}",
     )
 
 

@@ -7,7 +7,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from pocdojo.core.cache import PocCache
+from pocdojo.core.jobqueue import JobQueue
 from pocdojo.core.metrics import HttpMetrics
+from pocdojo.core.objectstore import ObjectStore
 from pocdojo.core.ports import LiveRooms
 from pocdojo.core.ratelimit import RateLimiter
 from pocdojo.core.search import SearchEngine
@@ -26,3 +28,5 @@ search_key = web.AppKey("search", SearchEngine)
 poc_cache_key = web.AppKey("poc_cache", PocCache)
 participant_tokens_key = web.AppKey("participant_tokens", ParticipantTokens)
 live_rooms_key = web.AppKey("live_rooms", LiveRooms)
+object_store_key = web.AppKey("object_store", ObjectStore)
+job_queue_key = web.AppKey("job_queue", JobQueue)

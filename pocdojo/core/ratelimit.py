@@ -33,6 +33,20 @@ class RateLimiter:
         if count > limit:
             raise RateLimited(f"too many {what}; try again later", retry_after=ttl)
 
+    async def take(self, key: str, *, cost: int, limit: int, window: int, what: str) -> None:
+        """Count ``cost`` events at once, or none if that would pass ``limit`` in the window.
+
+        Raises:
+            RateLimited: the events would exceed ``limit``; they are not counted.
+        """
+        count, ttl = await self._hit(key, window, cost)
+        if count > limit:
+            try:
+                await self._redis.decrby(_PREFIX + key, cost)
+            except (RedisError, OSError) as exc:
+                log.warning("rate limiter unavailable", error=str(exc))
+            raise RateLimited(f"too many {what}; try again later", retry_after=ttl)
+
     async def ensure_below(self, key: str, *, limit: int, what: str) -> None:
         """Refuse when ``limit`` events are already counted, without counting one.
 
@@ -61,10 +75,10 @@ class RateLimiter:
         except (RedisError, OSError) as exc:
             log.warning("rate limiter unavailable", error=str(exc))
 
-    async def _hit(self, key: str, window: int) -> tuple[int, int]:
+    async def _hit(self, key: str, window: int, cost: int = 1) -> tuple[int, int]:
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(_PREFIX + key)
+                pipe.incrby(_PREFIX + key, cost)
                 pipe.expire(_PREFIX + key, window, nx=True)
                 pipe.ttl(_PREFIX + key)
                 count, _, ttl = await pipe.execute()

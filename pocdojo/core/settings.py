@@ -7,10 +7,11 @@ Every value has an environment variable named after it in upper case (``DATABASE
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,27 @@ class Settings(BaseSettings):
     dojo_idle_unload: float = Field(30.0, ge=0)
     chat_backlog: int = Field(50, ge=0, le=500)
 
+    # Files the server hands out (reports, videos) and the links to them.
+    public_url: str | None = None
+    download_url_ttl: int = Field(15 * 60, ge=10, le=7 * 24 * 3600)
+
+    # Jobs (arq): ``pocdojo serve`` runs a worker in-process unless ``worker`` is false.
+    worker: bool = True
+    job_queue: str = "pocdojo:jobs"
+    worker_concurrency: int = Field(2, ge=1, le=64)
+    job_max_tries: int = Field(4, ge=1, le=20)
+    job_retry_delay: float = Field(5.0, ge=0)
+    job_timeout: int = Field(30 * 60, ge=1)
+    job_heartbeat_interval: float = Field(5.0, gt=0)
+    job_stall_after: float = Field(60.0, gt=0)
+
+    # Emails.
+    email_backend: Literal["outbox", "smtp", "ses"] = "outbox"
+    smtp_url: SecretStr | None = None
+    ses_region: str | None = None
+    email_from: str = "pocdojo <no-reply@pocdojo.localhost>"
+    emails_per_hour_tenant: int = Field(1000, ge=1)
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -82,6 +104,8 @@ class Settings(BaseSettings):
     def _pool_bounds(self) -> Self:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("db_pool_min must not exceed db_pool_max")
+        if self.job_stall_after <= 2 * self.job_heartbeat_interval:
+            raise ValueError("job_stall_after must exceed twice job_heartbeat_interval")
         return self
 
     @classmethod
@@ -176,6 +200,18 @@ class Settings(BaseSettings):
         if self.database_url is None:
             raise ConfigError("DATABASE_URL is not set")
         return self.database_url.get_secret_value()
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach this server, for links it signs (``PUBLIC_URL`` or host:port)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def signing_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` derived from the JWT secret, so one secret signs nothing twice."""
+        return hmac.new(self.require_jwt_secret().encode(), purpose.encode(), "sha256").digest()
 
     def require_redis_url(self) -> str:
         """The Redis connection string."""

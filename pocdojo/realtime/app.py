@@ -6,24 +6,39 @@ from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
-from redis.asyncio import Redis
+from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 import pocdojo
 from pocdojo.core import appkeys
 from pocdojo.core.cache import PocCache
 from pocdojo.core.db import open_pool
+from pocdojo.core.jobqueue import JobQueue
 from pocdojo.core.metrics import http_metrics
+from pocdojo.core.objectstore import open_object_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.ratelimit import RateLimiter
 from pocdojo.core.search import opensearch, outbox
 from pocdojo.core.search.postgres import PostgresSearch
 from pocdojo.core.security import AccessTokens, ParticipantTokens, Passwords
 from pocdojo.core.settings import Settings
+from pocdojo.jobs.worker import RunningWorker
 from pocdojo.realtime import sockets
 from pocdojo.realtime.bus import Bus
 from pocdojo.realtime.rooms import RoomMetrics, Rooms, RoomSettings
-from pocdojo.rest import auth, dojos, favorites, ops, pocs, tenants, users
+from pocdojo.rest import (
+    auth,
+    dojos,
+    favorites,
+    files,
+    notifications,
+    ops,
+    pocs,
+    reports,
+    tenants,
+    users,
+    videos,
+)
 from pocdojo.rest.api import Routes, openapi_document
 from pocdojo.rest.middleware import pipeline
 
@@ -38,6 +53,10 @@ ROUTES: tuple[Routes, ...] = (
     favorites.routes,
     dojos.routes,
     sockets.routes,
+    reports.routes,
+    videos.routes,
+    notifications.routes,
+    files.routes,
 )
 
 
@@ -55,7 +74,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client: Redis = Redis.from_url(
+    client = ArqRedis.from_url(
         app[appkeys.settings_key].require_redis_url(),
         socket_timeout=2,
         socket_connect_timeout=2,
@@ -69,8 +88,30 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.redis_key] = client
     app[appkeys.limiter_key] = RateLimiter(client)
     app[appkeys.poc_cache_key] = PocCache(client, ttl=app[appkeys.settings_key].poc_cache_ttl)
+    app[appkeys.job_queue_key] = JobQueue(client, app[appkeys.settings_key].job_queue)
     yield
     await client.aclose()
+
+
+async def _object_store(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.settings_key]
+    store = open_object_store(
+        settings.object_store_url,
+        data_dir=settings.data_dir,
+        signing_secret=settings.signing_key("object-store"),
+        public_base_url=settings.base_url,
+    )
+    app[appkeys.object_store_key] = store
+    yield
+    await store.close()
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    """The in-process job worker (``pocdojo serve`` without ``--no-worker``)."""
+    worker = RunningWorker(app[appkeys.settings_key])
+    worker.start()
+    yield
+    await worker.stop()
 
 
 async def _view_flusher(app: web.Application) -> AsyncIterator[None]:
@@ -160,6 +201,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_view_flusher)
     app.cleanup_ctx.append(_search)
     app.cleanup_ctx.append(_realtime)
+    app.cleanup_ctx.append(_object_store)
+    if settings.worker:
+        app.cleanup_ctx.append(_worker)
     for group in ROUTES:
         group.install(app)
     operations = [op for group in ROUTES for op in group.operations]

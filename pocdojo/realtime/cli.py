@@ -1,9 +1,10 @@
-"""The ``pocdojo`` command: serve, migrate."""
+"""The ``pocdojo`` command: serve, worker, migrate, reindex."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,16 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on [env HOST; default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [env PORT; default 8080].")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    default=False,
+    help="Do not run a job worker in this process (run `pocdojo worker` elsewhere).",
+)
 @_data_dir
-def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
+def serve(host: str | None, port: int | None, no_worker: bool, data_dir: Path | None) -> None:
     """Serve HTTP and WebSocket, starting PostgreSQL and Valkey if no URL is configured."""
-    settings = _load(host=host, port=port, data_dir=data_dir)
+    settings = _load(host=host, port=port, data_dir=data_dir, worker=False if no_worker else None)
     from pocdojo.realtime.app import create_app
 
     with _engines(settings) as (resolved, started):
@@ -96,6 +103,39 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         )
         click.echo("stopping")
     click.echo("stopped")
+
+
+@main.command()
+@click.option("--burst", is_flag=True, default=False, help="Exit once the queue is empty.")
+@_data_dir
+def worker(burst: bool, data_dir: Path | None) -> None:
+    """Run a job worker (reports, videos, emails) on the configured PostgreSQL and Redis."""
+    settings = _load(data_dir=data_dir)
+    if settings.embedded_database or settings.embedded_redis:
+        raise click.ClickException(
+            "pocdojo worker needs DATABASE_URL and REDIS_URL; with the embedded engines, "
+            "`pocdojo serve` runs a worker in its own process"
+        )
+    with _engines(settings) as (resolved, _):
+        click.echo(f"pocdojo worker on queue {resolved.job_queue!r}  (Ctrl-C stops)")
+        asyncio.run(_run_worker(resolved, burst=burst))
+    click.echo("stopped")
+
+
+async def _run_worker(settings: Settings, *, burst: bool) -> None:
+    from pocdojo.jobs.worker import RunningWorker
+
+    running = RunningWorker(settings, burst=burst)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    running.start()
+    done = asyncio.create_task(running.wait())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({done, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    await running.stop()
 
 
 @main.command(name="migrate")
