@@ -363,7 +363,8 @@ def openapi_document(operations: list[Operation], *, version: str) -> dict[str, 
     )
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
-        item = paths.setdefault(op.path, {})
+        # aiohttp's "{name:regex}" is plain "{name}" in OpenAPI.
+        item = paths.setdefault(re.sub(r"\{(\w+):[^}]+\}", r"{\1}", op.path), {})
         item[op.method.lower()] = _operation_object(op)
     return {
         "openapi": "3.1.0",
@@ -396,7 +397,7 @@ def _operation_object(op: Operation) -> dict[str, Any]:
     }
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)}", op.path)
+        for name in re.findall(r"{(\w+)(?::[^}]+)?}", op.path)
     ]
     if op.query is not None:
         schema = op.query.model_json_schema(by_alias=True)
