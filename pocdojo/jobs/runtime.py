@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -21,6 +22,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 from arq import Retry
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import tenant_tx
@@ -29,6 +31,28 @@ from pocdojo.core.objectstore import ObjectStore
 from pocdojo.core.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+class JobMetrics:
+    """Prometheus metrics of the jobs a worker runs."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.finished = Counter(
+            "pocdojo_jobs",
+            "Job tries by kind and outcome (completed, failed, retried, interrupted)",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.running = Gauge(
+            "pocdojo_jobs_running", "Jobs running now", ["kind"], registry=registry
+        )
+        self.seconds = Histogram(
+            "pocdojo_job_duration_seconds",
+            "How long one try of a job took, by kind",
+            ["kind"],
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800),
+            registry=registry,
+        )
 
 
 class PermanentJobError(Exception):
@@ -43,6 +67,7 @@ class Deps:
     pool: asyncpg.Pool
     store: ObjectStore
     queue: JobQueue
+    metrics: JobMetrics
     email: Any = None  # the email backend, opened on first use
 
 
@@ -125,6 +150,9 @@ def tracked(kind: jobs_db.Kind, handler: Handler) -> ArqFunction:
             log_.info("job skipped: finished or unknown")
             return
         log_.info("job started")
+        outcome = "completed"
+        deps.metrics.running.labels(kind).inc()
+        started = time.monotonic()
         try:
             async with Progress(deps.pool, job, deps.settings.job_heartbeat_interval) as progress:
                 result = await handler(deps, job, progress)
@@ -133,14 +161,17 @@ def tracked(kind: jobs_db.Kind, handler: Handler) -> ArqFunction:
                     await jobs_db.set_result(conn, kind, jid, **result)
                 await jobs_db.complete(conn, jid)
         except asyncio.CancelledError:
+            outcome = "interrupted"
             # The worker is stopping (or the job timed out): arq runs it again later.
             await asyncio.shield(_settle(deps, tid, jid, "interrupted; will run again", retry=True))
             raise
         except PermanentJobError as exc:
+            outcome = "failed"
             log_.warning("job failed", error=readable(exc))
             await _settle(deps, tid, jid, readable(exc), retry=False)
         except Exception as exc:
             message = readable(exc)
+            outcome = "failed" if attempt >= max_tries else "retried"
             if attempt >= max_tries:
                 log_.exception("job failed after its last try")
                 await _settle(
@@ -153,6 +184,10 @@ def tracked(kind: jobs_db.Kind, handler: Handler) -> ArqFunction:
             raise Retry(defer=delay) from exc
         else:
             log_.info("job completed")
+        finally:
+            deps.metrics.running.labels(kind).dec()
+            deps.metrics.seconds.labels(kind).observe(time.monotonic() - started)
+            deps.metrics.finished.labels(kind, outcome).inc()
 
     run.__name__ = run.__qualname__ = f"run_{kind}"
     return run

@@ -16,11 +16,17 @@ from pocdojo.core.objectstore import thumbnail_key, video_key
 from pocdojo.jobs.runtime import Deps, PermanentJobError, Progress
 from pocdojo.media.video import VideoPoc, VideoSpec, render_yearly_video
 
+# One card per POC, up to MAX_CARDS (3 s each: 120 cards make a 6-minute video); beyond it,
+# the most viewed and favorited POCs of the year, shown in the order they were created.
+MAX_CARDS = 120
 _POCS = """
-SELECT title, language, tags, created_at, description, view_count, favorite_count
-FROM pocs
-WHERE user_id = $1 AND status <> 'deleted' AND created_at >= $2 AND created_at < $3
-ORDER BY created_at, id
+SELECT * FROM (
+    SELECT id, title, language, tags, created_at, description, view_count, favorite_count
+    FROM pocs
+    WHERE user_id = $1 AND status <> 'deleted' AND created_at >= $2 AND created_at < $3
+    ORDER BY view_count + favorite_count DESC, created_at, id
+    LIMIT $4
+) top ORDER BY created_at, id
 """
 
 
@@ -50,7 +56,7 @@ async def make_video(deps: Deps, job: jobs_db.Job, progress: Progress) -> dict[s
             raise PermanentJobError("the video no longer exists")
         owner = await users_db.get(conn, job.user_id)
         tenant = await tenants_db.get(conn, job.tenant_id)
-        rows = await conn.fetch(_POCS, job.user_id, *_year(video.year))
+        rows = await conn.fetch(_POCS, job.user_id, *_year(video.year), MAX_CARDS)
     if not rows:
         raise PermanentJobError(f"no POCs in {video.year}")
     spec = VideoSpec(

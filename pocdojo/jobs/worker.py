@@ -23,6 +23,7 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.jobs import JobStatus
 from arq.worker import Worker, func
+from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
 from pocdojo.core.db import jobs as jobs_db
@@ -33,7 +34,7 @@ from pocdojo.core.objectstore import open_object_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.settings import Settings
 from pocdojo.jobs import emails, reports, videos
-from pocdojo.jobs.runtime import Deps, tracked
+from pocdojo.jobs.runtime import Deps, JobMetrics, tracked
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +49,7 @@ def open_redis(settings: Settings) -> ArqRedis:
     return redis
 
 
-async def open_deps(settings: Settings, redis: ArqRedis) -> Deps:
+async def open_deps(settings: Settings, redis: ArqRedis, metrics: JobMetrics | None = None) -> Deps:
     """Open what job functions need (a small database pool of their own, the object store)."""
     app_url = settings.database_app_url
     pool = await open_pool(
@@ -64,7 +65,11 @@ async def open_deps(settings: Settings, redis: ArqRedis) -> Deps:
         public_base_url=settings.base_url,
     )
     return Deps(
-        settings=settings, pool=pool, store=store, queue=JobQueue(redis, settings.job_queue)
+        settings=settings,
+        pool=pool,
+        store=store,
+        queue=JobQueue(redis, settings.job_queue),
+        metrics=metrics or JobMetrics(CollectorRegistry()),
     )
 
 
@@ -116,11 +121,24 @@ async def _sweep_one(deps: Deps, redis: ArqRedis, job: jobs_db.Stalled) -> int:
     return 0
 
 
-def build_worker(settings: Settings, redis: ArqRedis, *, burst: bool = False) -> Worker:
-    """An arq worker for ``settings.job_queue`` on ``redis``; call inside a running loop."""
+def build_worker(
+    settings: Settings,
+    redis: ArqRedis,
+    *,
+    burst: bool = False,
+    metrics: JobMetrics | None = None,
+) -> Worker:
+    """An arq worker for ``settings.job_queue`` on ``redis``; call inside a running loop.
+
+    Args:
+        settings: the resolved settings.
+        redis: the worker's own Redis client (it is closed with the worker).
+        burst: stop once the queue is empty.
+        metrics: where job metrics go (the server's registry, for an in-process worker).
+    """
 
     async def startup(ctx: dict[str, Any]) -> None:
-        deps = await open_deps(settings, redis)
+        deps = await open_deps(settings, redis, metrics)
         ctx["deps"] = deps
 
         async def run_sweep() -> None:
@@ -165,8 +183,16 @@ class RunningWorker:
     """A worker run as a task of the current loop, restarted if it dies (e.g. Redis is down
     when it starts); ``stop`` lets running jobs go back to the queue and closes everything."""
 
-    def __init__(self, settings: Settings, *, burst: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        burst: bool = False,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self._settings = settings
+        # Created once: a metric cannot be registered twice in one registry across restarts.
+        self._metrics = JobMetrics(registry or CollectorRegistry())
         self._burst = burst
         self._worker: Worker | None = None
         self._redis: ArqRedis | None = None
@@ -185,7 +211,9 @@ class RunningWorker:
         delay = 1.0
         while not self._stopping:
             self._redis = open_redis(self._settings)
-            worker = build_worker(self._settings, self._redis, burst=self._burst)
+            worker = build_worker(
+                self._settings, self._redis, burst=self._burst, metrics=self._metrics
+            )
             self._worker = worker
             worker.main_task = asyncio.current_task()
             try:

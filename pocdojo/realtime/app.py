@@ -108,7 +108,7 @@ async def _object_store(app: web.Application) -> AsyncIterator[None]:
 
 async def _worker(app: web.Application) -> AsyncIterator[None]:
     """The in-process job worker (``pocdojo serve`` without ``--no-worker``)."""
-    worker = RunningWorker(app[appkeys.settings_key])
+    worker = RunningWorker(app[appkeys.settings_key], registry=app[appkeys.metrics_key].registry)
     worker.start()
     yield
     await worker.stop()

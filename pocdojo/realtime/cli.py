@@ -107,8 +107,11 @@ def serve(host: str | None, port: int | None, no_worker: bool, data_dir: Path | 
 
 @main.command()
 @click.option("--burst", is_flag=True, default=False, help="Exit once the queue is empty.")
+@click.option(
+    "--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port."
+)
 @_data_dir
-def worker(burst: bool, data_dir: Path | None) -> None:
+def worker(burst: bool, metrics_port: int | None, data_dir: Path | None) -> None:
     """Run a job worker (reports, videos, emails) on the configured PostgreSQL and Redis."""
     settings = _load(data_dir=data_dir)
     if settings.embedded_database or settings.embedded_redis:
@@ -118,14 +121,19 @@ def worker(burst: bool, data_dir: Path | None) -> None:
         )
     with _engines(settings) as (resolved, _):
         click.echo(f"pocdojo worker on queue {resolved.job_queue!r}  (Ctrl-C stops)")
-        asyncio.run(_run_worker(resolved, burst=burst))
+        asyncio.run(_run_worker(resolved, burst=burst, metrics_port=metrics_port))
     click.echo("stopped")
 
 
-async def _run_worker(settings: Settings, *, burst: bool) -> None:
+async def _run_worker(settings: Settings, *, burst: bool, metrics_port: int | None) -> None:
+    from prometheus_client import CollectorRegistry, start_http_server
+
     from pocdojo.jobs.worker import RunningWorker
 
-    running = RunningWorker(settings, burst=burst)
+    registry = CollectorRegistry()
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=settings.host, registry=registry)
+    running = RunningWorker(settings, burst=burst, registry=registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -12,7 +12,7 @@ from pocdojo.core.db import audit
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Forbidden, NotFound, ValidationFailed
-from pocdojo.jobs.videos import year_poc_count
+from pocdojo.jobs.videos import MAX_CARDS, year_poc_count
 from pocdojo.media.video import TEMPLATES, estimate_seconds
 from pocdojo.rest.api import ApiModel, Ctx, Routes
 from pocdojo.rest.jobs import (
@@ -127,7 +127,7 @@ async def generate_yearly_video(ctx: Ctx, body: VideoGenerate) -> VideoAccepted:
             code="no_pocs_in_year",
             details=[{"field": "year", "message": "at least one POC is needed"}],
         )
-    estimate = estimate_seconds(count)
+    estimate = estimate_seconds(min(count, MAX_CARDS))
     video = await jobs_db.insert(
         ctx.conn,
         "video",
@@ -147,7 +147,11 @@ async def generate_yearly_video(ctx: Ctx, body: VideoGenerate) -> VideoAccepted:
         video_id=video.job.id,
         status=video.job.status,
         estimated_duration=estimate,
-        message=f"video of {count} POCs queued; poll its status",
+        message=(
+            f"video of {count} POCs queued; poll its status"
+            if count <= MAX_CARDS
+            else f"video of the {MAX_CARDS} most popular of {count} POCs queued; poll its status"
+        ),
     )
 
 

@@ -13,10 +13,12 @@ import av
 import pytest
 from PIL import Image
 
+from pocdojo.jobs import videos as videos_job
+from pocdojo.rest import videos as videos_rest
 from tests.conftest import Engines
 from tests.helpers import Account, error_of, register, signup
 from tests.jobs.job_helpers import Client, date_poc, fetch_link, wait_status
-from tests.poc_helpers import create_poc
+from tests.poc_helpers import create_poc, owner_execute
 
 MakeClient = Callable[..., Awaitable[Client]]
 THIS_YEAR = datetime.now(UTC).year
@@ -148,3 +150,27 @@ async def test_video_is_rendered_and_decodes(make_client: MakeClient) -> None:
     assert code == 200
     image = Image.open(io.BytesIO(thumb))
     assert image.format == "JPEG"
+
+
+@pytest.mark.timeout(90)
+async def test_a_busy_year_shows_its_most_popular_pocs(
+    make_client: MakeClient, engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(videos_job, "MAX_CARDS", 2)
+    monkeypatch.setattr(videos_rest, "MAX_CARDS", 2)
+    client = await make_client(worker=True)
+    admin = await signup(client)
+    for views in (5, 50, 0, 20):
+        poc = await create_poc(client, admin, title=f"Viewed {views}")
+        await owner_execute(
+            engines.database_url,
+            "UPDATE pocs SET view_count = $2 WHERE id = $1::uuid",
+            poc["pocId"],
+            views,
+        )
+    resp = await request_video(client, admin)
+    accepted = await resp.json()
+    assert "2 most popular of 4" in accepted["message"]
+    status = await wait_status(client, admin, f"/v1/videos/{accepted['videoId']}/status")
+    assert status["status"] == "completed", status
+    assert status["pocCount"] == 2

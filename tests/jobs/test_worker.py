@@ -69,6 +69,10 @@ async def test_a_job_that_keeps_failing_ends_failed_with_its_message(
     assert status["error"].startswith("failed after 3 tries: ")
     assert len(status["error"]) > len("failed after 3 tries: ")
     assert status["messageIds"] == {}
+    metrics = await (await client.get("/metrics")).text()
+    assert 'pocdojo_jobs_total{kind="email",outcome="retried"} 2.0' in metrics
+    assert 'pocdojo_jobs_total{kind="email",outcome="failed"} 1.0' in metrics
+    assert 'pocdojo_jobs_running{kind="email"} 0.0' in metrics
 
 
 @pytest.mark.timeout(60)
