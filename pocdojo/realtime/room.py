@@ -84,9 +84,36 @@ class Limits:
     queue_size: int = 1024
 
 
+# Unwritten bytes a socket may hold in its transport before sends go through its queue
+# (where a slow reader is caught up by state instead of growing memory).
+DIRECT_WRITE_LIMIT = 64 * 1024
+
+
+def ws_frame(payload: bytes | str) -> bytes:
+    """One unmasked, uncompressed WebSocket frame (RFC 6455 section 5.2), as a server sends.
+
+    A message fanned out to many sockets is framed once and written to each transport as is.
+    """
+    if isinstance(payload, str):
+        data, opcode = payload.encode(), 0x81
+    else:
+        data, opcode = payload, 0x82
+    size = len(data)
+    if size < 126:
+        return bytes((opcode, size)) + data
+    if size < 1 << 16:
+        return bytes((opcode, 126)) + size.to_bytes(2, "big") + data
+    return bytes((opcode, 127)) + size.to_bytes(8, "big") + data
+
+
 @dataclass(eq=False)
 class Peer:
-    """One socket attached to a room on this node."""
+    """One socket attached to a room on this node.
+
+    Sending takes a fast path when it can: with nothing queued and the transport's buffer
+    small, the frame is written to the transport at once (a system call, no task switch).
+    Otherwise it goes through the peer's queue and writer task, which waits for the client.
+    """
 
     ws: web.WebSocketResponse
     user_id: UUID
@@ -99,11 +126,12 @@ class Peer:
     _writer: asyncio.Task[None] | None = None
     _tokens: float = 0.0
     _refilled: float = field(default_factory=time.monotonic)
-    on_sent: Callable[[int, float], None] | None = None
+    on_sent: Callable[[int, float | None], None] | None = None
     # Builds the catch-up message for a document socket whose queue overflowed.
     resync: Callable[[], bytes] | None = None
     transport: asyncio.Transport | None = None
     _held: list[bytes | str] | None = None
+    _busy: bool = False  # the writer task is between taking a message and having sent it
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.limits.queue_size)
@@ -123,9 +151,17 @@ class Peer:
                 await self._writer
 
     def send(
-        self, message: bytes | str, received_at: float | None = None, *, held: bool = True
-    ) -> None:
-        """Queue a message for the writer task.
+        self,
+        message: bytes | str,
+        received_at: float | None = None,
+        *,
+        held: bool = True,
+        frame: bytes | None = None,
+    ) -> int:
+        """Send a message: written at once when possible, else queued for the writer task.
+
+        Returns the bytes written at once (0 when queued, held or dropped); the caller counts
+        those in the metrics, the writer task counts the rest.
 
         While the peer is on hold, messages wait (unless ``held`` is False). When a document
         socket's queue fills (a burst faster than the client reads), the
@@ -134,10 +170,28 @@ class Peer:
         socket cannot be caught up that way, so it is closed (4408).
         """
         if self.ws.closed:
-            return
+            return 0
         if self._held is not None and held:
             self._held.append(message)
-            return
+            return 0
+        transport = self.transport
+        if (
+            transport is not None
+            and not self._busy
+            and self._queue.empty()
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
+        ):
+            if frame is not None:
+                transport.write(frame)
+                return len(frame)  # a fan-out: the room counts the whole batch once
+            data = ws_frame(message)
+            transport.write(data)
+            if self.on_sent is not None:
+                self.on_sent(
+                    len(data), None if received_at is None else time.perf_counter() - received_at
+                )
+            return len(data)
         try:
             self._queue.put_nowait((message, received_at or time.perf_counter()))
         except asyncio.QueueFull:
@@ -145,10 +199,12 @@ class Peer:
                 asyncio.get_running_loop().create_task(
                     self.close(CloseCode.SLOW_CONSUMER, "client too slow to keep up")
                 )
-                return
+                return 0
             while not self._queue.empty():
                 self._queue.get_nowait()
+                self._queue.task_done()
             self._queue.put_nowait((_RESYNC, time.perf_counter()))
+        return 0
 
     def hold(self) -> None:
         """Keep what is sent from now on until ``release`` (while a welcome is built)."""
@@ -193,9 +249,12 @@ class Peer:
 
     async def _write_loop(self) -> None:
         while True:
+            self._busy = False
             queued, received_at = await self._queue.get()
+            self._busy = True
             if isinstance(queued, _Resync):
                 if self.resync is None:
+                    self._queue.task_done()
                     continue
                 message: bytes | str = self.resync()
             else:
@@ -243,6 +302,7 @@ class Room:
         self._publish = publish
         self.idle_task: asyncio.Task[None] | None = None
         self.on_update: Callable[[int], None] | None = None
+        self.on_sent: Callable[[int, float | None], None] | None = None
 
     @property
     def empty(self) -> bool:
@@ -352,9 +412,15 @@ class Room:
     def _fan_out(
         self, message: bytes, *, exclude: Peer | None, received_at: float | None = None
     ) -> None:
+        frame = ws_frame(message)
+        written = 0
         for other in self.doc_peers:
             if other is not exclude:
-                other.send(message, received_at)
+                written += other.send(message, received_at, frame=frame)
+        if written and self.on_sent is not None:
+            # Written synchronously to every fast-path socket: one latency stands for all.
+            latency = None if received_at is None else time.perf_counter() - received_at
+            self.on_sent(written, latency)
 
     # --- from other nodes ------------------------------------------------------------------
 

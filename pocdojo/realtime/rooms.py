@@ -74,9 +74,10 @@ class RoomMetrics:
             registry=registry,
         )
 
-    def sent(self, size: int, latency: float) -> None:
+    def sent(self, size: int, latency: float | None) -> None:
         self.bytes_out.inc(size)
-        self.fanout.observe(latency)
+        if latency is not None:
+            self.fanout.observe(latency)
 
 
 class Rooms:
@@ -160,6 +161,7 @@ class Rooms:
             max_document_bytes=self.settings.max_document_bytes,
         )
         room.on_update = lambda size: self.metrics.updates.inc()
+        room.on_sent = self.metrics.sent
         self.rooms[session_id] = room
         self.bus.subscribe(
             room_key,
