@@ -5,9 +5,13 @@ the last entries, so a node reads on from the last id it saw and misses nothing;
 was cut off long enough for the stream to be trimmed past that id is told (``on_gap``) and
 reloads the room from PostgreSQL. Entries a node published itself are skipped when read back.
 
-One reader task per node serves every room it holds with a single ``XREAD`` over all their
-streams, and one publisher task pipelines what the rooms publish, so neither the number of
-rooms nor the update rate multiplies Redis connections.
+One publisher task per node pipelines what its rooms publish, and after each batch rings a
+doorbell: one pub/sub message naming the node and the rooms it wrote to. One reader task per
+node listens to the doorbell and reads only the streams of rooms it holds that another node
+wrote to, so its cost follows the rooms other nodes are active in, not every room it holds.
+Pub/sub loses messages across reconnects, so the doorbell is only a hint: the reader also
+sweeps every stream it holds once a ``SWEEP_INTERVAL`` and right after reconnecting, and the
+streams themselves lose nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +31,26 @@ from redis.exceptions import RedisError
 log = structlog.get_logger(__name__)
 
 STREAM_MAXLEN = 10_000
+DOORBELL = "dojo:doorbell"
+SWEEP_INTERVAL = 5.0
 _BLOCK_MS = 250
+_PUBLISH_WINDOW = 0.005
 _BATCH = 500
 
 Handler = Callable[[bytes, bytes], Awaitable[None]]
+
+# Appends a batch of entries, one per key (ARGV: node, maxlen, doorbell channel, doorbell
+# message, then kind and data per key), then rings the doorbell: after the entries, so a
+# reader woken by it finds them. Scripts run whole, so no reader sees half a batch.
+_APPEND = """
+local node, maxlen = ARGV[1], ARGV[2]
+for i, key in ipairs(KEYS) do
+    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*',
+               'n', node, 'k', ARGV[3 + 2 * i], 'd', ARGV[4 + 2 * i])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return #KEYS
+"""
 
 
 def stream_key(room: str) -> str:
@@ -57,6 +77,10 @@ class Bus:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     healthy: bool = True
     _stopping: bool = False
+    _append: Any = None
+
+    def __post_init__(self) -> None:
+        self._append = self.redis.register_script(_APPEND)
 
     async def start(self) -> None:
         self._tasks = [
@@ -104,8 +128,16 @@ class Bus:
         self._outbox.put_nowait((room, kind, data))
 
     async def _publish_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = 0.0
         while True:
             first = await self._outbox.get()
+            # At most one batch (one script call, one doorbell for every reader) per
+            # _PUBLISH_WINDOW: under load, entries gather into fewer, larger batches.
+            wait = last + _PUBLISH_WINDOW - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last = loop.time()
             batch = [first]
             while not self._outbox.empty() and len(batch) < _BATCH:
                 batch.append(self._outbox.get_nowait())
@@ -120,15 +152,18 @@ class Bus:
 
     async def _send(self, batch: list[tuple[str, bytes, bytes]]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for room, kind, data in _coalesce(batch):
-                    pipe.xadd(
-                        stream_key(room),
-                        {"n": self.node_id, "k": kind, "d": data},
-                        maxlen=STREAM_MAXLEN,
-                        approximate=True,
-                    )
-                await pipe.execute()
+            entries = _coalesce(batch)
+            rooms = dict.fromkeys(room for room, _, _ in entries)
+            args: list[Any] = [
+                self.node_id,
+                STREAM_MAXLEN,
+                DOORBELL,
+                f"{self.node_id}|{','.join(rooms)}",
+            ]
+            for _, kind, data in entries:
+                args += (kind, data)
+            # One command for the whole batch: one reply to parse instead of one per entry.
+            await self._append(keys=[stream_key(room) for room, _, _ in entries], args=args)
         except (RedisError, OSError) as exc:
             # Others miss these entries; the room republishes its whole state on reconnect.
             for room, _, _ in batch:
@@ -138,29 +173,66 @@ class Bus:
 
     async def _read_loop(self) -> None:
         backoff = 0.1
-        while not self._stopping:
-            if not self._subs:
-                await asyncio.sleep(_BLOCK_MS / 1000)
-                continue
-            streams: dict[Any, Any] = {
-                stream_key(room): sub.last_id for room, sub in self._subs.items()
-            }
-            try:
-                result = await self.redis.xread(streams, count=_BATCH, block=_BLOCK_MS)
-            except (RedisError, OSError) as exc:
-                if self.healthy:
-                    log.warning("bus read failed; serving local clients only", error=str(exc))
-                self.healthy = False
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if not self.healthy:
-                self.healthy, backoff = True, 0.1
-                log.info("bus reconnected")
-                await self._recover()
-            for key, entries in result or []:
-                room = key.decode().split(":")[1]
-                await self._deliver(room, entries)
+        pubsub: Any = None
+        loop = asyncio.get_running_loop()
+        next_sweep = 0.0
+        again: set[str] = set()  # rooms whose last read was cut at _BATCH entries
+        try:
+            while not self._stopping:
+                try:
+                    if pubsub is None:
+                        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                        await pubsub.subscribe(DOORBELL)
+                        next_sweep = 0.0  # bells were missed while unsubscribed
+                    wait = 0.0 if again else max(0.0, next_sweep - loop.time())
+                    rung = await self._bells(pubsub, min(wait, _BLOCK_MS / 1000))
+                    if loop.time() >= next_sweep:
+                        rooms = set(self._subs)
+                        next_sweep = loop.time() + SWEEP_INTERVAL
+                    else:
+                        rooms = (rung | again) & self._subs.keys()
+                    again = set()
+                    result = await self._read(rooms)
+                except (RedisError, OSError) as exc:
+                    if self.healthy:
+                        log.warning("bus read failed; serving local clients only", error=str(exc))
+                    self.healthy = False
+                    await _close_pubsub(pubsub)
+                    pubsub = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if not self.healthy:
+                    self.healthy, backoff = True, 0.1
+                    log.info("bus reconnected")
+                    await self._recover()
+                for key, entries in result:
+                    room = key.decode().split(":")[1]
+                    if len(entries) >= _BATCH:
+                        again.add(room)
+                    await self._deliver(room, entries)
+        finally:
+            await _close_pubsub(pubsub)
+
+    async def _bells(self, pubsub: Any, within: float) -> set[str]:
+        """Rooms other nodes wrote to, from the doorbells that arrive ``within`` seconds."""
+        rooms: set[str] = set()
+        message = await pubsub.get_message(timeout=within)
+        for _ in range(1000):
+            if message is None:
+                break
+            node, _, names = message["data"].decode().partition("|")
+            if node != self.node_id:
+                rooms.update(names.split(","))
+            message = await pubsub.get_message(timeout=0)
+        return rooms
+
+    async def _read(self, rooms: set[str]) -> list[Any]:
+        if not rooms:
+            return []
+        streams: dict[Any, Any] = {stream_key(room): self._subs[room].last_id for room in rooms}
+        result = await self.redis.xread(streams, count=_BATCH)
+        return result or []
 
     async def _deliver(self, room: str, entries: list[Any]) -> None:
         sub = self._subs.get(room)
@@ -219,6 +291,12 @@ def _coalesce(batch: list[tuple[str, bytes, bytes]]) -> list[tuple[str, bytes, b
             out.append((room, kind, data))
     close_run()
     return out
+
+
+async def _close_pubsub(pubsub: Any) -> None:
+    if pubsub is not None:
+        with contextlib.suppress(RedisError, OSError):
+            await pubsub.aclose()
 
 
 def _later(entry_id: str, than: str) -> bool:

@@ -1,12 +1,17 @@
-"""The bus merges a burst of one room's updates into one stream entry, losing nothing."""
+"""The bus merges a burst of one room's updates into one stream entry, losing nothing, and
+delivers other nodes' entries even when their doorbell is lost."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pycrdt import Doc, Text
+from redis.asyncio import Redis
 
-from pocdojo.realtime.bus import _coalesce
+from pocdojo.realtime.bus import DOORBELL, SWEEP_INTERVAL, Bus, _coalesce, stream_key
+from tests.conftest import Engines
+from tests.helpers import wait_until
 
 
 def _edits(count: int) -> tuple[list[bytes], str]:
@@ -47,3 +52,34 @@ def test_updates_of_different_rooms_are_not_mixed() -> None:
     merged = _coalesce([("a", b"u", one[0]), ("b", b"u", two[0]), ("a", b"u", one[1])])
     assert [room for room, _, _ in merged] == ["a", "b", "a"]
     assert merged[1][2] == two[0]
+
+
+async def test_entries_arrive_without_a_doorbell(engines: Engines) -> None:
+    """The doorbell is a hint: an entry whose bell was lost still arrives, by the sweep."""
+    redis: Redis = Redis.from_url(engines.redis_url)
+    bus = Bus(redis)
+    got: list[tuple[bytes, bytes]] = []
+
+    async def on_message(kind: bytes, data: bytes) -> None:
+        got.append((kind, data))
+
+    async def nothing() -> None:
+        return None
+
+    room = f"bell-{uuid.uuid4().hex}"
+    await bus.start()
+    try:
+        bus.subscribe(room, await bus.position(room), on_message, nothing, nothing)
+        # Another node's entry written without ringing (its bell lost): the sweep finds it.
+        await redis.xadd(stream_key(room), {"n": "other", "k": b"e", "d": b"silent"})
+        # Our own entries are never delivered back to us.
+        await redis.xadd(stream_key(room), {"n": bus.node_id, "k": b"e", "d": b"mine"})
+        await wait_until(lambda: len(got) >= 1, within=SWEEP_INTERVAL * 5)
+        # And an announced one.
+        await redis.xadd(stream_key(room), {"n": "other", "k": b"e", "d": b"rung"})
+        await redis.publish(DOORBELL, f"other|{room}")
+        await wait_until(lambda: len(got) >= 2, within=SWEEP_INTERVAL * 5)
+        assert got == [(b"e", b"silent"), (b"e", b"rung")]
+    finally:
+        await bus.stop()
+        await redis.aclose()
