@@ -82,6 +82,9 @@ def settings(engines: Engines, tmp_path: Path) -> Settings:
         # Job tests turn the worker on; each test has a queue of its own.
         worker=False,
         job_queue=f"test-jobs:{uuid.uuid4().hex}",
+        # Freezing the heap would defer the collection the suite's resource-warning checks
+        # rely on; the tuner has its own test.
+        gc_freeze_every=0,
     )
 
 

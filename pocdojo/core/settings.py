@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     email_from: str = "pocdojo <no-reply@pocdojo.localhost>"
     emails_per_hour_tenant: int = Field(1000, ge=1)
 
+    # Garbage collection (see pocdojo/core/gctune.py); 0 turns the tuning off.
+    gc_freeze_every: float = Field(30.0, ge=0)
+    gc_full_every: float = Field(600.0, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -13,6 +13,7 @@ import pocdojo
 from pocdojo.core import appkeys
 from pocdojo.core.cache import PocCache
 from pocdojo.core.db import open_pool
+from pocdojo.core.gctune import GcTuner
 from pocdojo.core.jobqueue import JobQueue
 from pocdojo.core.metrics import http_metrics
 from pocdojo.core.objectstore import open_object_store
@@ -104,6 +105,17 @@ async def _object_store(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.object_store_key] = store
     yield
     await store.close()
+
+
+async def _gc_tuning(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.settings_key]
+    if not settings.gc_freeze_every:
+        yield
+        return
+    tuner = GcTuner(settings.gc_freeze_every, settings.gc_full_every)
+    tuner.start()
+    yield
+    await tuner.stop()
 
 
 async def _worker(app: web.Application) -> AsyncIterator[None]:
@@ -202,6 +214,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_search)
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_object_store)
+    app.cleanup_ctx.append(_gc_tuning)
     if settings.worker:
         app.cleanup_ctx.append(_worker)
     for group in ROUTES:
