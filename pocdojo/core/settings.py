@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     emails_per_hour_tenant: int = Field(1000, ge=1)
 
     # Garbage collection (see pocdojo/core/gctune.py); 0 turns the tuning off.
-    gc_freeze_every: float = Field(30.0, ge=0)
+    gc_freeze_every: float = Field(5.0, ge=0)
     gc_full_every: float = Field(600.0, gt=0)
 
     log_level: str = "INFO"
