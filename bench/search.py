@@ -634,7 +634,7 @@ def normal_sql(kind: Kind, answer: Any) -> Any:
         return answer.titles, answer.tags
     if kind.name == "get":
         return str(answer.id), answer.title
-    return answer["total"], [p["id"] for p in answer["pocs"]], answer["languages"], answer["tags"]
+    return answer["total"], [p["poc_id"] for p in answer["pocs"]], answer["languages"], answer["tags"]
 
 
 async def validate(wl: Workload, http: Side, sql: Side) -> list[str]:
