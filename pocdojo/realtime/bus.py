@@ -5,13 +5,14 @@ the last entries, so a node reads on from the last id it saw and misses nothing;
 was cut off long enough for the stream to be trimmed past that id is told (``on_gap``) and
 reloads the room from PostgreSQL. Entries a node published itself are skipped when read back.
 
-One publisher task per node pipelines what its rooms publish, and after each batch rings a
-doorbell: one pub/sub message naming the node and the rooms it wrote to. One reader task per
+One publisher task per node appends what its rooms publish, a batch per script call, and
+after each batch rings a doorbell: one pub/sub message naming the node and the rooms it wrote
+to. One reader task per
 node listens to the doorbell and reads only the streams of rooms it holds that another node
 wrote to, so its cost follows the rooms other nodes are active in, not every room it holds.
 Pub/sub loses messages across reconnects, so the doorbell is only a hint: the reader also
-sweeps every stream it holds once a ``SWEEP_INTERVAL`` and right after reconnecting, and the
-streams themselves lose nothing.
+sweeps every stream it holds once a ``SWEEP_INTERVAL`` (a slice at a time) and right after
+reconnecting, and the streams themselves lose nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ log = structlog.get_logger(__name__)
 STREAM_MAXLEN = 10_000
 DOORBELL = "dojo:doorbell"
 SWEEP_INTERVAL = 5.0
+_SWEEP_SLICES = 20
 _BLOCK_MS = 250
 _PUBLISH_WINDOW = 0.005
 _BATCH = 500
@@ -176,6 +178,8 @@ class Bus:
         pubsub: Any = None
         loop = asyncio.get_running_loop()
         next_sweep = 0.0
+        sweep_all = True
+        cursor = 0  # where the next slice of the sweep starts
         again: set[str] = set()  # rooms whose last read was cut at _BATCH entries
         try:
             while not self._stopping:
@@ -183,14 +187,22 @@ class Bus:
                     if pubsub is None:
                         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                         await pubsub.subscribe(DOORBELL)
-                        next_sweep = 0.0  # bells were missed while unsubscribed
-                    wait = 0.0 if again else max(0.0, next_sweep - loop.time())
+                        sweep_all = True  # bells were missed while unsubscribed
+                    wait = 0.0 if again or sweep_all else max(0.0, next_sweep - loop.time())
                     rung = await self._bells(pubsub, min(wait, _BLOCK_MS / 1000))
-                    if loop.time() >= next_sweep:
+                    rooms = (rung | again) & self._subs.keys()
+                    if sweep_all:
                         rooms = set(self._subs)
-                        next_sweep = loop.time() + SWEEP_INTERVAL
-                    else:
-                        rooms = (rung | again) & self._subs.keys()
+                        sweep_all = False
+                    elif loop.time() >= next_sweep:
+                        # The sweep is spread over the interval, a slice at a time, so no
+                        # single read parses seconds' worth of every room's entries.
+                        names = list(self._subs)
+                        step = -(-len(names) // _SWEEP_SLICES)
+                        cursor = cursor if cursor < len(names) else 0
+                        rooms.update(names[cursor : cursor + step])
+                        cursor += step
+                        next_sweep = loop.time() + SWEEP_INTERVAL / _SWEEP_SLICES
                     again = set()
                     result = await self._read(rooms)
                 except (RedisError, OSError) as exc:
