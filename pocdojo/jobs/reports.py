@@ -7,6 +7,7 @@ import tempfile
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import tenant_tx
@@ -56,7 +57,7 @@ async def make_report(deps: Deps, job: jobs_db.Job, progress: Progress) -> dict[
         filters = report.filters
         start = datetime.combine(report.start_date, time(), UTC)
         end = datetime.combine(report.end_date + timedelta(days=1), time(), UTC)
-        user_id = filters.get("userId")
+        user_id = UUID(filters["userId"]) if filters.get("userId") else None
         rows = await conn.fetch(
             _POCS, start, end, filters.get("language"), filters.get("tags") or [], user_id
         )
