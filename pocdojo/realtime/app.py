@@ -16,14 +16,13 @@ from pocdojo.core.db import open_pool
 from pocdojo.core.gctune import GcTuner
 from pocdojo.core.jobqueue import JobQueue
 from pocdojo.core.metrics import http_metrics
-from pocdojo.core.objectstore import open_object_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.ratelimit import RateLimiter
 from pocdojo.core.search import opensearch, outbox
 from pocdojo.core.search.postgres import PostgresSearch
 from pocdojo.core.security import AccessTokens, ParticipantTokens, Passwords
 from pocdojo.core.settings import Settings
-from pocdojo.jobs.worker import RunningWorker
+from pocdojo.jobs.worker import RunningWorker, open_store
 from pocdojo.realtime import sockets
 from pocdojo.realtime.bus import Bus
 from pocdojo.realtime.rooms import RoomMetrics, Rooms, RoomSettings
@@ -96,12 +95,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 async def _object_store(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.settings_key]
-    store = open_object_store(
-        settings.object_store_url,
-        data_dir=settings.data_dir,
-        signing_secret=settings.signing_key("object-store"),
-        public_base_url=settings.base_url,
-    )
+    store = open_store(settings)
     app[appkeys.object_store_key] = store
     yield
     await store.close()
