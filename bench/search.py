@@ -594,7 +594,7 @@ def sql_side(pool: asyncpg.Pool) -> Side:
                 return await search.suggest(conn, call.tenant.id, call.params["prefix"], 10)
             if kind.name == "get":
                 assert call.poc_id is not None
-                poc = await pocs_db.get(conn, call.poc_id)
+                poc = await pocs_db.get(conn, call.tenant.id, call.poc_id)
                 if poc is None:
                     raise Failed(f"POC {call.poc_id} not found")
                 return poc
@@ -634,7 +634,12 @@ def normal_sql(kind: Kind, answer: Any) -> Any:
         return answer.titles, answer.tags
     if kind.name == "get":
         return str(answer.id), answer.title
-    return answer["total"], [p["poc_id"] for p in answer["pocs"]], answer["languages"], answer["tags"]
+    return (
+        answer["total"],
+        [p["poc_id"] for p in answer["pocs"]],
+        answer["languages"],
+        answer["tags"],
+    )
 
 
 async def validate(wl: Workload, http: Side, sql: Side) -> list[str]:

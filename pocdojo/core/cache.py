@@ -139,7 +139,7 @@ class PocCache:
         try:
             for tenant_id, counts in by_tenant.items():
                 async with tenant_tx(pool, tenant_id) as conn:
-                    await pocs_db.add_views(conn, counts)
+                    await pocs_db.add_views(conn, tenant_id, counts)
                 written += sum(counts.values())
                 for poc_id in counts:
                     await self.invalidate(tenant_id, poc_id)

@@ -23,10 +23,10 @@ _POCS = """
 SELECT p.id, p.title, p.language, p.tags, p.user_id, u.username, u.full_name, p.status,
        p.created_at, p.view_count, p.favorite_count
 FROM pocs p JOIN users u ON u.tenant_id = p.tenant_id AND u.id = p.user_id
-WHERE p.status <> 'deleted' AND p.created_at >= $1 AND p.created_at < $2
-  AND ($3::text IS NULL OR p.language = $3)
-  AND (cardinality($4::text[]) = 0 OR p.tags && $4::text[])
-  AND ($5::uuid IS NULL OR p.user_id = $5)
+WHERE p.tenant_id = $1 AND p.status <> 'deleted' AND p.created_at >= $2 AND p.created_at < $3
+  AND ($4::text IS NULL OR p.language = $4)
+  AND (cardinality($5::text[]) = 0 OR p.tags && $5::text[])
+  AND ($6::uuid IS NULL OR p.user_id = $6)
 ORDER BY p.created_at, p.id
 """
 
@@ -59,7 +59,13 @@ async def make_report(deps: Deps, job: jobs_db.Job, progress: Progress) -> dict[
         end = datetime.combine(report.end_date + timedelta(days=1), time(), UTC)
         user_id = UUID(filters["userId"]) if filters.get("userId") else None
         rows = await conn.fetch(
-            _POCS, start, end, filters.get("language"), filters.get("tags") or [], user_id
+            _POCS,
+            job.tenant_id,
+            start,
+            end,
+            filters.get("language"),
+            filters.get("tags") or [],
+            user_id,
         )
     progress.report(30)
     request = ReportRequest(

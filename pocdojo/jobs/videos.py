@@ -23,20 +23,22 @@ _POCS = """
 SELECT * FROM (
     SELECT id, title, language, tags, created_at, description, view_count, favorite_count
     FROM pocs
-    WHERE user_id = $1 AND status <> 'deleted' AND created_at >= $2 AND created_at < $3
+    WHERE tenant_id = $1 AND user_id = $2 AND status <> 'deleted'
+      AND created_at >= $3 AND created_at < $4
     ORDER BY view_count + favorite_count DESC, created_at, id
-    LIMIT $4
+    LIMIT $5
 ) top ORDER BY created_at, id
 """
 
 
-async def year_poc_count(conn: Any, user_id: Any, year: int) -> int:
+async def year_poc_count(conn: Any, tenant_id: Any, user_id: Any, year: int) -> int:
     """How many live POCs ``user_id`` created in ``year`` (a video needs at least one)."""
     start, end = _year(year)
     return int(
         await conn.fetchval(
-            "SELECT count(*) FROM pocs WHERE user_id = $1 AND status <> 'deleted' "
-            "AND created_at >= $2 AND created_at < $3",
+            "SELECT count(*) FROM pocs WHERE tenant_id = $1 AND user_id = $2 "
+            "AND status <> 'deleted' AND created_at >= $3 AND created_at < $4",
+            tenant_id,
             user_id,
             start,
             end,
@@ -56,7 +58,7 @@ async def make_video(deps: Deps, job: jobs_db.Job, progress: Progress) -> dict[s
             raise PermanentJobError("the video no longer exists")
         owner = await users_db.get(conn, job.user_id)
         tenant = await tenants_db.get(conn, job.tenant_id)
-        rows = await conn.fetch(_POCS, job.user_id, *_year(video.year), MAX_CARDS)
+        rows = await conn.fetch(_POCS, job.tenant_id, job.user_id, *_year(video.year), MAX_CARDS)
     if not rows:
         raise PermanentJobError(f"no POCs in {video.year}")
     spec = VideoSpec(

@@ -216,7 +216,7 @@ async def create_session(ctx: Ctx, body: SessionCreate) -> SessionCreated:
     ctx.require_tenant(body.tenant_id)
     if body.host_user_id is not None and body.host_user_id != me.user_id:
         raise Forbidden("hostUserId must be the caller", code="user_mismatch")
-    if await pocs_db.get(ctx.conn, body.poc_id) is None:
+    if await pocs_db.get(ctx.conn, me.tenant_id, body.poc_id) is None:
         raise NotFound("POC not found")
     session_id = uuid.uuid4()
     session = await dojos_db.insert(

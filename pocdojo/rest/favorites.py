@@ -65,7 +65,7 @@ async def add_favorite(ctx: Ctx, body: FavoriteAdd) -> FavoriteOut:
     me = ctx.principal
     if body.user_id != me.user_id:
         raise Forbidden("userId does not match the token", code="user_mismatch")
-    if await pocs_db.get(ctx.conn, body.poc_id) is None:
+    if await pocs_db.get(ctx.conn, me.tenant_id, body.poc_id) is None:
         raise NotFound("POC not found")
     favorite = await pocs_db.add_favorite(
         ctx.conn,
@@ -98,7 +98,7 @@ async def list_favorites(ctx: Ctx, query: PageQuery) -> FavoriteList:
     if await users_db.get(ctx.conn, user_id) is None:
         raise NotFound("user not found")
     entries, total = await pocs_db.favorites_of(
-        ctx.conn, user_id, limit=query.limit, offset=(query.page - 1) * query.limit
+        ctx.conn, me.tenant_id, user_id, limit=query.limit, offset=(query.page - 1) * query.limit
     )
     return FavoriteList(
         favorites=[
@@ -128,7 +128,7 @@ async def remove_favorite(ctx: Ctx) -> Removed:
         raise NotFound("favorite not found")
     if found.user_id != ctx.principal.user_id:
         raise Forbidden("you can only remove your own favorites")
-    removed = await pocs_db.remove_favorite(ctx.conn, favorite_id)
+    removed = await pocs_db.remove_favorite(ctx.conn, ctx.principal.tenant_id, favorite_id)
     if removed is None:
         raise NotFound("favorite not found")
     await audit.record(ctx.conn, ctx.actor(), "delete", "favorite", favorite_id)

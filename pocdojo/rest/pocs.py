@@ -236,7 +236,9 @@ async def _changed(ctx: Ctx, poc: pocs_db.Poc, action: str, fields: list[str]) -
 
 
 async def _editable(ctx: Ctx) -> pocs_db.Poc:
-    poc = await pocs_db.get(ctx.conn, ctx.path_id("pocId", "POC"), for_update=True)
+    poc = await pocs_db.get(
+        ctx.conn, ctx.principal.tenant_id, ctx.path_id("pocId", "POC"), for_update=True
+    )
     if poc is None:
         raise NotFound("POC not found")
     me = ctx.principal
@@ -260,7 +262,7 @@ async def create_poc(ctx: Ctx, body: PocCreate) -> PocOut:
         raise Forbidden("userId does not match the token", code="user_mismatch")
     tenant = await tenants_db.get(ctx.conn, me.tenant_id, for_update=True)
     assert tenant is not None
-    if await pocs_db.count_live(ctx.conn) >= tenant.max_pocs:
+    if await pocs_db.count_live(ctx.conn, me.tenant_id) >= tenant.max_pocs:
         raise QuotaExceeded(f"the tenant's limit of {tenant.max_pocs} POCs is reached")
     poc = await pocs_db.insert(
         ctx.conn,
@@ -347,7 +349,11 @@ async def user_pocs(ctx: Ctx, query: PageQuery) -> PocList:
 
 async def _owned_by(ctx: Ctx, user_id: UUID, query: PageQuery) -> PocList:
     found, total = await pocs_db.page_by_owner(
-        ctx.conn, user_id, limit=query.limit, offset=(query.page - 1) * query.limit
+        ctx.conn,
+        ctx.principal.tenant_id,
+        user_id,
+        limit=query.limit,
+        offset=(query.page - 1) * query.limit,
     )
     return PocList(
         pocs=[_summary_of(p) for p in found],
@@ -365,13 +371,13 @@ async def get_poc(ctx: Ctx) -> PocOut:
     cache = ctx.app[appkeys.poc_cache_key]
     poc, generation = await cache.get(tenant_id, poc_id)
     if poc is None:
-        poc = await pocs_db.get(ctx.conn, poc_id)
+        poc = await pocs_db.get(ctx.conn, tenant_id, poc_id)
         if poc is None:
             raise NotFound("POC not found")
         await cache.put(poc, generation)
     pending = await cache.count_view(tenant_id, poc_id)
     if pending is None:
-        counted = await pocs_db.view_once(ctx.conn, poc_id)
+        counted = await pocs_db.view_once(ctx.conn, tenant_id, poc_id)
         if counted is None:
             raise NotFound("POC not found")
         return poc_out(counted)
@@ -383,7 +389,7 @@ async def update_poc(ctx: Ctx, body: PocUpdate) -> PocUpdated:
     """Change a POC (its owner or an admin); at least one field."""
     poc = await _editable(ctx)
     changes: dict[str, Any] = {name: getattr(body, name) for name in sorted(body.model_fields_set)}
-    poc = await pocs_db.update(ctx.conn, poc.id, changes)
+    poc = await pocs_db.update(ctx.conn, poc.tenant_id, poc.id, changes)
     await _changed(ctx, poc, "update", sorted(changes))
     return PocUpdated(poc_id=poc.id, title=poc.title, updated_at=poc.updated_at, success=True)
 
@@ -392,6 +398,6 @@ async def update_poc(ctx: Ctx, body: PocUpdate) -> PocUpdated:
 async def delete_poc(ctx: Ctx) -> Deleted:
     """Soft-delete a POC (its owner or an admin): it disappears from every read and search."""
     poc = await _editable(ctx)
-    await pocs_db.soft_delete(ctx.conn, poc.id)
+    await pocs_db.soft_delete(ctx.conn, poc.tenant_id, poc.id)
     await _changed(ctx, poc, "delete", ["status"])
     return Deleted(success=True, message="POC deleted")

@@ -120,7 +120,7 @@ async def generate_yearly_video(ctx: Ctx, body: VideoGenerate) -> VideoAccepted:
             raise Forbidden("userId does not match the token", code="user_mismatch")
         if await users_db.get(ctx.conn, body.user_id) is None:
             raise NotFound("user not found")
-    count = await year_poc_count(ctx.conn, body.user_id, body.year)
+    count = await year_poc_count(ctx.conn, ctx.principal.tenant_id, body.user_id, body.year)
     if count == 0:
         raise ValidationFailed(
             f"the user has no POCs in {body.year}",

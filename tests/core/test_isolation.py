@@ -582,6 +582,22 @@ async def test_app_role_cannot_write_a_poc_into_another_tenant(
             )
 
 
+async def test_app_role_cannot_read_poc_partitions_past_the_policy(
+    owner: Any, app_conn: Any
+) -> None:
+    """Policies apply when ``pocs`` is read, not when a partition is named directly, so the
+    application role must have no privilege on the partitions at all."""
+    partitions = await owner.fetch(
+        "SELECT inhrelid::regclass::text AS name FROM pg_inherits "
+        "WHERE inhparent = 'pocs'::regclass ORDER BY 1"
+    )
+
+    assert len(partitions) == 64
+    for row in partitions:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await app_conn.fetchval(f"SELECT count(*) FROM {row['name']}")  # noqa: S608
+
+
 async def test_app_role_cannot_create_functions(app_conn: Any) -> None:
     """The search views are not security barriers; that is safe only because the application
     role cannot define a function that would see rows before the tenant condition."""

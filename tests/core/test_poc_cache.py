@@ -176,7 +176,7 @@ async def test_a_row_read_before_a_change_is_not_cached_after_it(
     cached, generation = await cache.get(tenant, key)
     assert cached is None
     async with tenant_tx(app[appkeys.db_pool_key], tenant) as conn:
-        old_row = await pocs_db.get(conn, key)
+        old_row = await pocs_db.get(conn, tenant, key)
     assert old_row is not None
     await update_poc(client, admin, poc_id, {"title": "after"})  # commits, then invalidates
     await cache.put(old_row, generation)

@@ -65,16 +65,26 @@ async def tenant_tx(pool: asyncpg.Pool, tenant_id: UUID | None) -> AsyncIterator
 
 
 async def update_returning(
-    conn: Any, table: str, row_id: Any, changes: dict[str, Any], columns: str
+    conn: Any,
+    table: str,
+    row_id: Any,
+    changes: dict[str, Any],
+    columns: str,
+    *,
+    tenant_id: UUID | None = None,
 ) -> Any:
     """``UPDATE table SET <changes>, updated_at = now() WHERE id = row_id RETURNING columns``.
 
-    Table and column names come from the repositories' own constants, never from input;
-    values are always parameters.
+    With ``tenant_id`` the row must also be that tenant's (partitioned tables need it named
+    to prune). Table and column names come from the repositories' own constants, never from
+    input; values are always parameters.
     """
-    assigns = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
+    start = 2 if tenant_id is None else 3
+    assigns = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=start))
+    where = "id = $1" if tenant_id is None else "id = $1 AND tenant_id = $2"
+    keys = [row_id] if tenant_id is None else [row_id, tenant_id]
     return await conn.fetchrow(
-        f"UPDATE {table} SET {assigns}, updated_at = now() WHERE id = $1 RETURNING {columns}",
-        row_id,
+        f"UPDATE {table} SET {assigns}, updated_at = now() WHERE {where} RETURNING {columns}",
+        *keys,
         *changes.values(),
     )

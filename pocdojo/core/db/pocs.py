@@ -1,4 +1,9 @@
-"""SQL for POCs and favorites. Callers own the transaction and set the tenant."""
+"""SQL for POCs and favorites. Callers own the transaction and set the tenant.
+
+Every statement on ``pocs`` also names the tenant as a parameter, besides the row-level
+policy: the table is partitioned by tenant, and only a parameter lets the planner prune to one
+partition before planning (the policy's setting is read at run time, too late for that).
+"""
 
 from __future__ import annotations
 
@@ -70,64 +75,79 @@ async def insert(conn: Any, **fields: Any) -> Poc:
     return to_poc(row)
 
 
-async def get(conn: Any, poc_id: UUID, *, for_update: bool = False) -> Poc | None:
-    """A live (not deleted) POC of the current tenant."""
+async def get(conn: Any, tenant_id: UUID, poc_id: UUID, *, for_update: bool = False) -> Poc | None:
+    """A live (not deleted) POC of the tenant."""
     lock = " FOR UPDATE" if for_update else ""
-    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM pocs WHERE id = $1 AND {_LIVE}{lock}", poc_id)
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM pocs WHERE tenant_id = $1 AND id = $2 AND {_LIVE}{lock}",
+        tenant_id,
+        poc_id,
+    )
     return to_poc(row) if row else None
 
 
-async def get_many(conn: Any, poc_ids: list[UUID]) -> list[Poc]:
+async def get_many(conn: Any, tenant_id: UUID, poc_ids: list[UUID]) -> list[Poc]:
     """POCs by id, deleted ones included (the search indexer needs to see deletions)."""
-    rows = await conn.fetch(f"SELECT {COLUMNS} FROM pocs WHERE id = ANY($1::uuid[])", poc_ids)
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM pocs WHERE tenant_id = $1 AND id = ANY($2::uuid[])",
+        tenant_id,
+        poc_ids,
+    )
     return [to_poc(r) for r in rows]
 
 
-async def add_views(conn: Any, counts: dict[UUID, int]) -> None:
+async def add_views(conn: Any, tenant_id: UUID, counts: dict[UUID, int]) -> None:
     """Add buffered view counts."""
     await conn.executemany(
-        "UPDATE pocs SET view_count = view_count + $2 WHERE id = $1", list(counts.items())
+        "UPDATE pocs SET view_count = view_count + $3 WHERE tenant_id = $1 AND id = $2",
+        [(tenant_id, poc_id, n) for poc_id, n in counts.items()],
     )
 
 
-async def view_once(conn: Any, poc_id: UUID) -> Poc | None:
+async def view_once(conn: Any, tenant_id: UUID, poc_id: UUID) -> Poc | None:
     """Count one view straight in the database and return the POC."""
     row = await conn.fetchrow(
-        f"UPDATE pocs SET view_count = view_count + 1 WHERE id = $1 AND {_LIVE} "
-        f"RETURNING {COLUMNS}",
+        f"UPDATE pocs SET view_count = view_count + 1 WHERE tenant_id = $1 AND id = $2 "
+        f"AND {_LIVE} RETURNING {COLUMNS}",
+        tenant_id,
         poc_id,
     )
     return to_poc(row) if row else None
 
 
-async def update(conn: Any, poc_id: UUID, changes: dict[str, Any]) -> Poc:
+async def update(conn: Any, tenant_id: UUID, poc_id: UUID, changes: dict[str, Any]) -> Poc:
     """Apply column changes (names are trusted: they come from our own field map)."""
-    row = await update_returning(conn, "pocs", poc_id, changes, COLUMNS)
+    row = await update_returning(conn, "pocs", poc_id, changes, COLUMNS, tenant_id=tenant_id)
     return to_poc(row)
 
 
-async def soft_delete(conn: Any, poc_id: UUID) -> None:
+async def soft_delete(conn: Any, tenant_id: UUID, poc_id: UUID) -> None:
     """Mark a POC deleted: it leaves every read, search and tag count."""
     await conn.execute(
-        "UPDATE pocs SET status = 'deleted', deleted_at = now(), updated_at = now() WHERE id = $1",
+        "UPDATE pocs SET status = 'deleted', deleted_at = now(), updated_at = now() "
+        "WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
         poc_id,
     )
 
 
-async def count_live(conn: Any) -> int:
-    """Live POCs of the current tenant (the maxPocs quota counts these)."""
-    result: int = await conn.fetchval(f"SELECT count(*) FROM pocs WHERE {_LIVE}")
+async def count_live(conn: Any, tenant_id: UUID) -> int:
+    """Live POCs of the tenant (the maxPocs quota counts these)."""
+    result: int = await conn.fetchval(
+        f"SELECT count(*) FROM pocs WHERE tenant_id = $1 AND {_LIVE}", tenant_id
+    )
     return result
 
 
 async def page_by_owner(
-    conn: Any, user_id: UUID, *, limit: int, offset: int
+    conn: Any, tenant_id: UUID, user_id: UUID, *, limit: int, offset: int
 ) -> tuple[list[Poc], int]:
     """One page of a user's live POCs, newest first, and how many there are."""
     rows = await conn.fetch(
         f"""SELECT {COLUMNS}, count(*) OVER () AS total FROM pocs
-            WHERE user_id = $1 AND {_LIVE}
-            ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3""",
+            WHERE tenant_id = $1 AND user_id = $2 AND {_LIVE}
+            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4""",
+        tenant_id,
         user_id,
         limit,
         offset,
@@ -136,7 +156,9 @@ async def page_by_owner(
         rows[0]["total"]
         if rows
         else await conn.fetchval(
-            f"SELECT count(*) FROM pocs WHERE user_id = $1 AND {_LIVE}", user_id
+            f"SELECT count(*) FROM pocs WHERE tenant_id = $1 AND user_id = $2 AND {_LIVE}",
+            tenant_id,
+            user_id,
         )
     )
     return [to_poc(r) for r in rows], total
@@ -167,7 +189,11 @@ async def add_favorite(
     )
     if row is None:
         return None
-    await conn.execute("UPDATE pocs SET favorite_count = favorite_count + 1 WHERE id = $1", poc_id)
+    await conn.execute(
+        "UPDATE pocs SET favorite_count = favorite_count + 1 WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
+        poc_id,
+    )
     return Favorite(**dict(row))
 
 
@@ -179,30 +205,35 @@ async def get_favorite(conn: Any, favorite_id: UUID) -> Favorite | None:
     return Favorite(**dict(row)) if row else None
 
 
-async def remove_favorite(conn: Any, favorite_id: UUID) -> Favorite | None:
+async def remove_favorite(conn: Any, tenant_id: UUID, favorite_id: UUID) -> Favorite | None:
     """Remove a favorite and uncount it; None if it was already gone."""
     row = await conn.fetchrow(
-        "DELETE FROM favorites WHERE id = $1 RETURNING id, poc_id, user_id, created_at",
+        "DELETE FROM favorites WHERE tenant_id = $1 AND id = $2 "
+        "RETURNING id, poc_id, user_id, created_at",
+        tenant_id,
         favorite_id,
     )
     if row is None:
         return None
     await conn.execute(
-        "UPDATE pocs SET favorite_count = favorite_count - 1 WHERE id = $1", row["poc_id"]
+        "UPDATE pocs SET favorite_count = favorite_count - 1 WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
+        row["poc_id"],
     )
     return Favorite(**dict(row))
 
 
 async def favorites_of(
-    conn: Any, user_id: UUID, *, limit: int, offset: int
+    conn: Any, tenant_id: UUID, user_id: UUID, *, limit: int, offset: int
 ) -> tuple[list[FavoriteEntry], int]:
     """A user's favorites of live POCs, newest first, and how many there are."""
     rows = await conn.fetch(
         f"""SELECT f.id, f.poc_id, p.title AS poc_title, p.language, p.tags,
                    f.created_at AS added_at, count(*) OVER () AS total
-            FROM favorites f JOIN pocs p ON p.id = f.poc_id
-            WHERE f.user_id = $1 AND p.{_LIVE}
-            ORDER BY f.created_at DESC, f.id DESC LIMIT $2 OFFSET $3""",
+            FROM favorites f JOIN pocs p ON p.tenant_id = $1 AND p.id = f.poc_id
+            WHERE f.tenant_id = $1 AND f.user_id = $2 AND p.{_LIVE}
+            ORDER BY f.created_at DESC, f.id DESC LIMIT $3 OFFSET $4""",
+        tenant_id,
         user_id,
         limit,
         offset,
@@ -211,8 +242,9 @@ async def favorites_of(
         rows[0]["total"]
         if rows
         else await conn.fetchval(
-            f"""SELECT count(*) FROM favorites f JOIN pocs p ON p.id = f.poc_id
-            WHERE f.user_id = $1 AND p.{_LIVE}""",
+            f"""SELECT count(*) FROM favorites f JOIN pocs p ON p.tenant_id = $1 AND p.id = f.poc_id
+            WHERE f.tenant_id = $1 AND f.user_id = $2 AND p.{_LIVE}""",
+            tenant_id,
             user_id,
         )
     )

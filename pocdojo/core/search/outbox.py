@@ -49,7 +49,7 @@ async def drain_once(pool: Any, indexer: Indexer, *, batch: int = 500) -> int:
             for tenant_id, poc_ids in by_tenant.items():
                 # Each tenant's POCs are read under that tenant's row-level security.
                 await conn.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
-                pocs.extend(await pocs_db.get_many(conn, list(poc_ids)))
+                pocs.extend(await pocs_db.get_many(conn, tenant_id, list(poc_ids)))
             await indexer.apply(pocs)
         except Exception as exc:  # the index's failure modes are many; each is retried
             log.warning("search index update failed; will retry", error=str(exc), rows=len(ids))

@@ -99,7 +99,7 @@ def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
                     'language', p.language, 'tags', p.tags, 'user_id', p.user_id,
                     'status', p.status, 'created_at', p.created_at,
                     'views', p.view_count, 'favorites', p.favorite_count) ORDER BY page.ord), '[]')
-           FROM page JOIN pocs_scoped p ON p.id = page.id) AS pocs
+           FROM page JOIN pocs_scoped p ON p.tenant_id = $1 AND p.id = page.id) AS pocs
     """
     return statement, sql.params
 
