@@ -36,7 +36,13 @@ async def open_pool(
     """
     # Name search forgives typos down to this trigram word similarity ("stremas" ~ "streams"
     # is 0.5); the default 0.6 misses most one-letter slips in short words.
-    server_settings = {"application_name": "pocdojo", "pg_trgm.word_similarity_threshold": "0.4"}
+    # JIT compilation pays off for long analytic queries; ours are short, and a search whose
+    # estimated cost crosses jit_above_cost would spend tens of milliseconds compiling.
+    server_settings = {
+        "application_name": "pocdojo",
+        "pg_trgm.word_similarity_threshold": "0.4",
+        "jit": "off",
+    }
     if app_dsn is None:
         # The session user is the owner but the current role is pocdojo_app, and RLS is
         # decided by the current role. RESET ALL on release keeps the startup value.
