@@ -9,6 +9,7 @@ condition is there too so the tenant-leading indexes are chosen.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from uuid import UUID
 
@@ -49,9 +50,16 @@ def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
     if query.name:
         name = sql.arg(query.name)
         like = sql.arg(f"%{escape_like(query.name)}%")
+        starts = sql.arg(f"(^|[^[:alnum:]]){re.escape(query.name)}")
         # ILIKE finds any substring; <% (word similarity) forgives typos.
         sql.where.append(f"(p.title ILIKE {like} OR {name} <% p.title)")
-        score = f"word_similarity({name}, p.title)"
+        # A title with a word starting with the name ranks first, then one containing it,
+        # then misspellings by similarity (below 1). word_similarity costs ~7 us a row, five
+        # times a pattern match, so it is only computed for the titles that need it.
+        score = (
+            f"CASE WHEN p.title ~* {starts} THEN 3::real WHEN p.title ILIKE {like} THEN 2::real"
+            f" ELSE word_similarity({name}, p.title) END"
+        )
     if query.q:
         tsquery = _TSQUERY.format(sql.arg(query.q))
         sql.where.append(f"p.search @@ {tsquery}")
@@ -92,8 +100,8 @@ def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
            FROM (SELECT language, count(*) AS n FROM hits GROUP BY language
                  ORDER BY n DESC, language LIMIT {FACET_LANGUAGES}) f) AS languages,
         (SELECT coalesce(jsonb_agg(jsonb_build_array(tag, n) ORDER BY n DESC, tag), '[]')
-           FROM (SELECT tag, count(*) AS n FROM hits, unnest(hits.tags) AS tag GROUP BY tag
-                 ORDER BY n DESC, tag LIMIT {FACET_TAGS}) f) AS tags,
+           FROM (SELECT tag, count(*) AS n FROM (SELECT unnest(tags) AS tag FROM hits) t
+                 GROUP BY tag ORDER BY n DESC, tag LIMIT {FACET_TAGS}) f) AS tags,
         (SELECT coalesce(jsonb_agg(jsonb_build_object(
                     'poc_id', p.id, 'title', p.title, 'description', p.description,
                     'language', p.language, 'tags', p.tags, 'user_id', p.user_id,
