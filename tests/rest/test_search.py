@@ -300,6 +300,20 @@ async def test_relevance_by_name_puts_the_closest_title_first(
     assert set(ids(found)) == {close["pocId"], far["pocId"], newest["pocId"]}
 
 
+async def test_short_names_match_substrings_and_longer_ones_forgive_typos(
+    client: Client, admin: Account
+) -> None:
+    terraform = await create_poc(client, admin, title="Terraform modules")
+    test = await create_poc(client, admin, title="Test harness")
+    kafka = await create_poc(client, admin, title="Kafka streams")
+
+    # "ter" shares two trigrams with "Test": similar enough for a typo, but three letters
+    # are too few to guess a typo from.
+    assert ids(await search(client, admin, {"name": "ter"})) == [terraform["pocId"]]
+    assert ids(await search(client, admin, {"name": "kafla"})) == [kafka["pocId"]]
+    assert test["pocId"] in ids(await search(client, admin, {"name": "tes"}))
+
+
 async def test_paging(client: Client, catalog: Catalog) -> None:
     newest_first = catalog.ids(*sorted(SEEDS, key=lambda k: SEEDS[k].created, reverse=True))
     seen: list[str] = []

@@ -26,6 +26,8 @@ from pocdojo.core.search import (
 )
 
 INDEX_ALIAS = "pocdojo-pocs"
+# No typo forgiven below 4 characters (as in the PostgreSQL adapter), one up to 5, then two.
+FUZZINESS = "AUTO:4,6"
 
 # Per seed 001's POC index, with the fields this API searches on: an n-gram subfield for
 # partial names, search-as-you-type for suggestions, english analysis for full text.
@@ -120,7 +122,7 @@ def build_search(tenant_id: UUID, query: PocQuery) -> dict[str, Any]:
                 "bool": {
                     "should": [
                         {"match": {"title.partial": {"query": query.name, "operator": "and"}}},
-                        {"match": {"title": {"query": query.name, "fuzziness": "AUTO"}}},
+                        {"match": {"title": {"query": query.name, "fuzziness": FUZZINESS}}},
                     ],
                     "minimum_should_match": 1,
                 }

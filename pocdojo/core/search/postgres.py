@@ -24,6 +24,8 @@ from pocdojo.core.search import (
 )
 
 _TSQUERY = "websearch_to_tsquery('english', {})"
+# Names this long or longer also match misspelled titles; shorter ones match as substrings.
+TYPO_MIN_LENGTH = 4
 
 
 def escape_like(text: str) -> str:
@@ -51,8 +53,13 @@ def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
         name = sql.arg(query.name)
         like = sql.arg(f"%{escape_like(query.name)}%")
         starts = sql.arg(f"(^|[^[:alnum:]]){re.escape(query.name)}")
-        # ILIKE finds any substring; <% (word similarity) forgives typos.
-        sql.where.append(f"(p.title ILIKE {like} OR {name} <% p.title)")
+        # ILIKE finds any substring; <% (word similarity) forgives typos, from
+        # TYPO_MIN_LENGTH characters on: below that, two shared trigrams are enough to
+        # pass the threshold, and "ter" would also find every title with a word in "te".
+        if len(query.name) >= TYPO_MIN_LENGTH:
+            sql.where.append(f"(p.title ILIKE {like} OR {name} <% p.title)")
+        else:
+            sql.where.append(f"p.title ILIKE {like}")
         # A title with a word starting with the name ranks first, then one containing it,
         # then misspellings by similarity (below 1). word_similarity costs ~7 us a row, five
         # times a pattern match, so it is only computed for the titles that need it.
