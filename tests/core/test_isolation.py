@@ -7,6 +7,7 @@ RLS) is used only to confirm that the other tenant really has rows to hide.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from pocdojo.core import appkeys
+from pocdojo.core.db import open_pool, tenant_tx
 from tests.conftest import Engines
 from tests.dojo_helpers import create_dojo, create_poc, join
 from tests.helpers import PASSWORD, Account, error_of, register, signup, unique
@@ -605,3 +607,50 @@ async def test_app_role_cannot_create_functions(app_conn: Any) -> None:
         await app_conn.execute(
             "CREATE FUNCTION peek(text) RETURNS boolean LANGUAGE sql AS 'SELECT true'"
         )
+
+
+# --- pooled connections ----------------------------------------------------------------------
+
+
+async def test_a_pooled_connection_carries_no_tenant_into_its_next_use(engines: Engines) -> None:
+    """The pool skips asyncpg's RESET ALL on release: the tenant setting must end with each
+    transaction, whether it commits, fails, or is abandoned by a cancelled request."""
+    pool = await open_pool(engines.database_url, engines.database_app_url, min_size=1, max_size=1)
+    tenant = uuid.uuid4()
+    seen = "SELECT coalesce(current_setting('app.tenant_id', true), '')"
+    try:
+        async with tenant_tx(pool, tenant) as conn:
+            assert await conn.fetchval(seen) == str(tenant)
+        async with tenant_tx(pool, None) as conn:
+            assert await conn.fetchval(seen) == ""
+
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with tenant_tx(pool, tenant) as conn:
+                await conn.fetchval("SELECT 1 / 0")
+        async with tenant_tx(pool, None) as conn:
+            assert await conn.fetchval(seen) == ""
+
+        async def abandoned() -> None:
+            async with tenant_tx(pool, tenant) as conn:
+                await conn.fetchval("SELECT pg_sleep(5)")
+
+        task = asyncio.create_task(abandoned())
+        watcher = await asyncpg.connect(engines.database_url)
+        try:
+            # Cancelled while the server runs the statement; nothing announces that moment.
+            async with asyncio.timeout(5):
+                while not await watcher.fetchval(  # noqa: ASYNC110
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(5)%'"
+                ):
+                    await asyncio.sleep(0.01)
+        finally:
+            await watcher.close()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with tenant_tx(pool, None) as conn:
+            assert await conn.fetchval(seen) == ""
+            assert await conn.fetchval("SELECT count(*) FROM pocs") == 0
+    finally:
+        await pool.close()
