@@ -461,6 +461,18 @@ async def test_like_wildcards_in_name_match_literally(client: Client, admin: Acc
     assert (await search(client, admin, {"name": "__"}))["totalCount"] == 0
 
 
+@pytest.mark.parametrize("name", ["c++", "(beta", "[x]", "a|b", "^$.*?{2}", "\\d+ #1 & ~"])
+async def test_regex_characters_in_name_match_literally(
+    client: Client, admin: Account, name: str
+) -> None:
+    """Relevance ranks word starts with a regular expression built from the name; the name
+    must stay literal in it."""
+    wanted = await create_poc(client, admin, title=f"Notes on {name} usage")
+    await create_poc(client, admin, title="Unrelated title")
+    found = await search(client, admin, {"name": name, "sort": "relevance"})
+    assert ids(found)[0] == wanted["pocId"]
+
+
 async def test_unicode_titles_and_tags(client: Client, admin: Account) -> None:
     cafe = await create_poc(client, admin, title="Café crème brûlée", tags=["Données"])
     tokyo = await create_poc(client, admin, title="東京 データ パイプライン", tags=["東京"])
