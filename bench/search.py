@@ -3,13 +3,13 @@
 What it measures: for each query type (partial name, language, tag, full text, combined with
 facets and popularity sort, suggestions, one POC by id) and each ``--concurrency`` level
 (default 4, then 16: twice and eight times the cores of the reference machine), that many
-workers send requests for ``--duration`` seconds after ``--warmup`` seconds, first over HTTP
-to a real ``pocdojo serve`` process, then directly in SQL: the statement ``build_search`` builds (the
-one the server runs), in a pool opened like the server's (``open_pool``, role ``pocdojo_app``,
-so row-level security applies) inside ``tenant_tx``. Both sides draw the same parameter
-streams from the same seeded generators. It prints requests, errors, req/s and p50/p95/p99 per
-side, the HTTP/SQL ratios, flags HTTP p95 above the 50 ms target, and says per level whether
-every query type met it.
+workers send requests for ``--duration`` seconds after ``--warmup`` seconds, first over HTTP to
+a real ``pocdojo serve`` process, then directly in SQL: the statement ``build_search`` builds
+(the one the server runs), in a pool opened like the server's (``open_pool``, role
+``pocdojo_app``, so row-level security applies) inside ``tenant_tx``. Both sides draw the same
+parameter streams from the same seeded generators. It prints requests, errors, req/s and
+p50/p95/p99 per side, the HTTP/SQL ratios, flags HTTP p95 above the 50 ms target, and says per
+level whether every query type met it.
 
 Data: ``--pocs`` realistic POCs spread over ``--tenants`` enterprise tenants of 20 users each,
 seeded once under ``--data-dir`` (embedded PostgreSQL and Valkey live there too) and reused by
@@ -367,7 +367,11 @@ async def describe(
         vacuum_seconds=vacuum_s,
         pg_version=await conn.fetchval("SHOW server_version"),
         shared_buffers=await conn.fetchval("SHOW shared_buffers"),
-        pocs_size=await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('pocs'))"),
+        # pocs is partitioned: its size is its partitions' (and theirs, if any are).
+        pocs_size=await conn.fetchval(
+            "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))::bigint)"
+            " FROM pg_partition_tree('pocs')"
+        ),
         distinct_titles=await conn.fetchval(
             "SELECT count(DISTINCT title) FROM pocs WHERE tenant_id = ANY($1)", ids
         ),

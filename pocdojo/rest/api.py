@@ -283,10 +283,11 @@ def _bearer(request: web.Request) -> str:
 
 async def _authenticate(ctx: Ctx, stack: AsyncExitStack, operation: Operation) -> None:
     claims = ctx.app[appkeys.tokens_key].decode(_bearer(ctx.request))
-    conn = await stack.enter_async_context(
-        tenant_tx(ctx.app[appkeys.db_pool_key], claims.tenant_id)
+    # The transaction starts with no tenant; start_request sets the token's.
+    conn = await stack.enter_async_context(tenant_tx(ctx.app[appkeys.db_pool_key], None))
+    principal = await sessions_db.start_request(
+        conn, claims.tenant_id, claims.session_id, claims.user_id
     )
-    principal = await sessions_db.principal(conn, claims.session_id, claims.user_id)
     if principal is None:
         raise Unauthorized("the session has ended; log in again", code="session_revoked")
     structlog.contextvars.bind_contextvars(

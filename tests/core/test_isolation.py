@@ -654,3 +654,28 @@ async def test_a_pooled_connection_carries_no_tenant_into_its_next_use(engines: 
             assert await conn.fetchval("SELECT count(*) FROM pocs") == 0
     finally:
         await pool.close()
+
+
+async def test_request_principal_is_found_only_under_the_sessions_own_tenant(
+    client: Client, owner: Any, app_conn: Any
+) -> None:
+    """app_request_principal sets the tenant, then reads the session under the policies: a
+    token claiming another tenant for a real session finds nobody."""
+    a, b = await make_tenant(client), await make_tenant(client)
+    session = await owner.fetchval(
+        "SELECT id FROM auth_sessions WHERE user_id = $1 AND revoked_at IS NULL LIMIT 1",
+        uuid.UUID(a.admin.user_id),
+    )
+    call = "SELECT * FROM app_request_principal($1, $2, $3)"
+    user = uuid.UUID(a.admin.user_id)
+
+    async with app_conn.transaction():
+        found = await app_conn.fetchrow(call, uuid.UUID(a.id), session, user)
+        scoped = await app_conn.fetchval("SELECT current_setting('app.tenant_id')")
+    async with app_conn.transaction():
+        forged = await app_conn.fetchrow(call, uuid.UUID(b.id), session, user)
+
+    assert found is not None
+    assert (found["user_id"], found["tenant_id"], found["role"]) == (user, uuid.UUID(a.id), "admin")
+    assert scoped == a.id
+    assert forged is None

@@ -113,15 +113,13 @@ async def revoke_all_for_user(
     )
 
 
-async def principal(conn: Any, session_id: UUID, user_id: UUID) -> Principal | None:
-    """The user behind a live session, or None if the session or the user is gone."""
+async def start_request(
+    conn: Any, tenant_id: UUID, session_id: UUID, user_id: UUID
+) -> Principal | None:
+    """Scope the open transaction to ``tenant_id`` and read the user behind a live session, in
+    one round trip; None if the session or the user is gone (or is not that tenant's)."""
     row = await conn.fetchrow(
-        """SELECT u.id AS user_id, u.tenant_id, u.role, u.username, s.id AS session_id
-           FROM auth_sessions s JOIN users u ON u.id = s.user_id
-           WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL
-             AND s.expires_at > now() AND u.is_active""",
-        session_id,
-        user_id,
+        "SELECT * FROM app_request_principal($1, $2, $3)", tenant_id, session_id, user_id
     )
     return Principal(**dict(row)) if row else None
 
