@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -47,6 +48,25 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+
+class Paged(ApiModel):
+    """The paging fields of every list answer; ``paging`` fills them."""
+
+    total_count: int
+    page: int
+    limit: int
+    total_pages: int
+
+
+def paging(page: int, limit: int, total: int) -> dict[str, int]:
+    """The ``Paged`` fields for page ``page`` of ``limit`` items out of ``total``."""
+    return {
+        "total_count": total,
+        "page": page,
+        "limit": limit,
+        "total_pages": math.ceil(total / limit),
+    }
 
 
 class ErrorBody(ApiModel):

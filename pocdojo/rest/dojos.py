@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import math
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from pocdojo.crdt import document
-from pocdojo.rest.api import ApiModel, Ctx, Routes
+from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.rest.fields import Description, Language, PocTitle
 from pocdojo.rest.users import PageQuery
 
@@ -114,12 +113,8 @@ class SessionSummary(ApiModel):
     max_participants: int
 
 
-class SessionList(ApiModel):
+class SessionList(Paged):
     sessions: list[SessionSummary]
-    total_count: int
-    page: int
-    limit: int
-    total_pages: int
 
 
 class EndRequest(ApiModel):
@@ -307,10 +302,7 @@ async def list_sessions(ctx: Ctx, query: PageQuery) -> SessionList:
             )
             for s in found
         ],
-        total_count=total,
-        page=query.page,
-        limit=query.limit,
-        total_pages=math.ceil(total / query.limit),
+        **paging(query.page, query.limit, total),
     )
 
 

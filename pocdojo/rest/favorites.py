@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from uuid import UUID
@@ -12,7 +11,7 @@ from pocdojo.core.db import audit
 from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound
-from pocdojo.rest.api import ApiModel, Ctx, Routes
+from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.rest.users import PageQuery
 
 routes = Routes(tag="favorites")
@@ -39,12 +38,8 @@ class FavoriteEntry(ApiModel):
     added_at: datetime
 
 
-class FavoriteList(ApiModel):
+class FavoriteList(Paged):
     favorites: list[FavoriteEntry]
-    total_count: int
-    page: int
-    limit: int
-    total_pages: int
 
 
 class Removed(ApiModel):
@@ -112,10 +107,7 @@ async def list_favorites(ctx: Ctx, query: PageQuery) -> FavoriteList:
             )
             for e in entries
         ],
-        total_count=total,
-        page=query.page,
-        limit=query.limit,
-        total_pages=math.ceil(total / query.limit),
+        **paging(query.page, query.limit, total),
     )
 
 

@@ -3,7 +3,6 @@ fields, queueing after commit, and signed links to what it produced."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
@@ -13,7 +12,7 @@ from pocdojo.core import appkeys
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import tenants as tenants_db
 from pocdojo.core.errors import NotFound
-from pocdojo.rest.api import ApiModel, Ctx
+from pocdojo.rest.api import ApiModel, Ctx, paging
 
 JobStatus = Literal["queued", "processing", "completed", "failed"]
 
@@ -86,10 +85,4 @@ async def page_of_mine(
     found, total = await jobs_db.page_of_user(
         ctx.conn, kind, ctx.principal.user_id, limit=limit, offset=(page - 1) * limit
     )
-    paging = {
-        "total_count": total,
-        "page": page,
-        "limit": limit,
-        "total_pages": math.ceil(total / limit) if total else 0,
-    }
-    return [await render(item) for item in found], paging
+    return [await render(item) for item in found], paging(page, limit, total)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -18,7 +17,7 @@ from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Forbidden, NotFound, QuotaExceeded
 from pocdojo.core.languages import LANGUAGES
 from pocdojo.core.search import FacetCount, PocHit, PocQuery
-from pocdojo.rest.api import ApiModel, Ctx, Routes
+from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.rest.fields import (
     Description,
     Documentation,
@@ -111,12 +110,8 @@ class PocSummary(ApiModel):
     metrics: Metrics
 
 
-class PocList(ApiModel):
+class PocList(Paged):
     pocs: list[PocSummary]
-    total_count: int
-    page: int
-    limit: int
-    total_pages: int
 
 
 class Facet(ApiModel):
@@ -306,10 +301,7 @@ async def search_pocs(ctx: Ctx, query: SearchQuery) -> SearchResult:
     )
     return SearchResult(
         pocs=[_summary(h) for h in found.hits],
-        total_count=found.total,
-        page=query.page,
-        limit=query.limit,
-        total_pages=math.ceil(found.total / query.limit),
+        **paging(query.page, query.limit, found.total),
         facets=Facets(languages=_facets(found.languages), tags=_facets(found.tags)),
     )
 
@@ -357,10 +349,7 @@ async def _owned_by(ctx: Ctx, user_id: UUID, query: PageQuery) -> PocList:
     )
     return PocList(
         pocs=[_summary_of(p) for p in found],
-        total_count=total,
-        page=query.page,
-        limit=query.limit,
-        total_pages=math.ceil(total / query.limit),
+        **paging(query.page, query.limit, total),
     )
 
 

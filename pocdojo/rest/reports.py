@@ -14,7 +14,7 @@ from pocdojo.core.db import audit
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.errors import Conflict
 from pocdojo.jobs.reporting import CONTENT_TYPES, EXTENSIONS
-from pocdojo.rest.api import ApiModel, Ctx, Routes
+from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes
 from pocdojo.rest.fields import Language, Tags
 from pocdojo.rest.jobs import (
     JobFields,
@@ -84,12 +84,8 @@ class ReportStatus(JobFields):
     poc_count: int | None
 
 
-class ReportList(ApiModel):
+class ReportList(Paged):
     reports: list[ReportStatus]
-    total_count: int
-    page: int
-    limit: int
-    total_pages: int
 
 
 def _filename(report: jobs_db.Report) -> str:

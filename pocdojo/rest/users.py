@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,7 @@ from pocdojo.core.db import sessions as sessions_db
 from pocdojo.core.db import tenants as tenants_db
 from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound, QuotaExceeded
-from pocdojo.rest.api import ApiModel, Ctx, Routes
+from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.rest.fields import Email, FullName, Password, Role, Username
 
 routes = Routes(tag="users")
@@ -50,12 +49,8 @@ class UserOut(ApiModel):
     last_login: datetime | None
 
 
-class UserPage(ApiModel):
+class UserPage(Paged):
     users: list[UserOut]
-    page: int
-    limit: int
-    total_count: int
-    total_pages: int
 
 
 class PageQuery(ApiModel):
@@ -151,10 +146,7 @@ async def list_users(ctx: Ctx, query: PageQuery) -> UserPage:
     users = await users_db.page(ctx.conn, limit=query.limit, offset=(query.page - 1) * query.limit)
     return UserPage(
         users=[user_out(u) for u in users],
-        page=query.page,
-        limit=query.limit,
-        total_count=total,
-        total_pages=math.ceil(total / query.limit),
+        **paging(query.page, query.limit, total),
     )
 
 

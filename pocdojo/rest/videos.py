@@ -14,7 +14,7 @@ from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Forbidden, NotFound, ValidationFailed
 from pocdojo.jobs.videos import MAX_CARDS, year_poc_count
 from pocdojo.media.video import TEMPLATES, estimate_seconds
-from pocdojo.rest.api import ApiModel, Ctx, Routes
+from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes
 from pocdojo.rest.jobs import (
     JobFields,
     job_fields,
@@ -72,12 +72,8 @@ class VideoStatus(JobFields):
     thumbnail_url: str | None = Field(description="expiring link, once completed")
 
 
-class VideoList(ApiModel):
+class VideoList(Paged):
     videos: list[VideoStatus]
-    total_count: int
-    page: int
-    limit: int
-    total_pages: int
 
 
 async def _status(ctx: Ctx, video: jobs_db.Video) -> VideoStatus:

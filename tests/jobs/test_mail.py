@@ -10,19 +10,13 @@ import asyncio
 import os
 import socket
 import ssl
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 import boto3
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
@@ -50,6 +44,7 @@ from pocdojo.jobs.mail.templates import (
     render_email,
     validate_template,
 )
+from tests.jobs.smtp_helpers import SmtpServer, parse
 from tests.servers import free_port
 
 SENDER = "Pocdojo Notifications <no-reply@pocdojo.test>"
@@ -74,12 +69,6 @@ def rendered(subject: str = "Grüße ✓", name: str = "Zoë") -> RenderedEmail:
 
 def files_in(directory: Path) -> list[Path]:
     return sorted(directory.iterdir())
-
-
-def parse(data: bytes) -> EmailMessage:
-    message = BytesParser(policy=policy.default).parsebytes(data)
-    assert isinstance(message, EmailMessage)
-    return message
 
 
 def bodies(message: EmailMessage) -> tuple[str, str]:
@@ -384,72 +373,6 @@ async def test_outbox_refuses_a_message_without_message_id(tmp_path: Path) -> No
 
 
 # -- SMTP ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    session: Any
-
-
-@dataclass
-class RecordingHandler:
-    """An aiosmtpd handler that keeps what it accepts, or answers with a set reply."""
-
-    received: list[Received] = field(default_factory=list)
-    rcpt_reply: str | None = None
-    data_reply: str | None = None
-    data_stalls: bool = False
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if self.rcpt_reply is not None:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_stalls:
-            await asyncio.Event().wait()  # never answers; stopping the server cancels this
-        if self.data_reply is not None:
-            return self.data_reply
-        message = parse(envelope.original_content)
-        self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), message, session)
-        )
-        return "250 Message accepted for delivery"
-
-    def connections(self) -> int:
-        return len({id(r.session) for r in self.received})
-
-
-def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"alice", b"s:cret")
-    return AuthResult(success=ok, handled=False)
-
-
-@dataclass
-class SmtpServer:
-    handler: RecordingHandler
-    port: int
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A real SMTP server on a loopback port; offers AUTH without TLS (loopback only)."""
-    handler = RecordingHandler()
-    port = free_port()
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False
-    )
-    controller.start()
-    try:
-        yield SmtpServer(handler, port)
-    finally:
-        controller.stop()
 
 
 def smtp_backend(port: int, **options: Any) -> SmtpBackend:

@@ -17,9 +17,7 @@ from pydantic import SecretStr
 from pocdojo.core.settings import Settings
 from tests.helpers import Account, error_of, register, signup
 from tests.jobs.job_helpers import Client, wait_status
-from tests.jobs.test_mail import SmtpServer, smtp_server
-
-__all__ = ["smtp_server"]  # the fixture, shared with the backend tests
+from tests.jobs.smtp_helpers import SmtpServer
 
 MakeClient = Callable[..., Awaitable[Client]]
 
