@@ -312,6 +312,10 @@ async def test_short_names_match_substrings_and_longer_ones_forgive_typos(
     assert ids(await search(client, admin, {"name": "ter"})) == [terraform["pocId"]]
     assert ids(await search(client, admin, {"name": "kafla"})) == [kafka["pocId"]]
     assert test["pocId"] in ids(await search(client, admin, {"name": "tes"}))
+    # Found both as a substring and as similar: listed and counted once.
+    both = await search(client, admin, {"name": "kafka"})
+    assert (ids(both), both["totalCount"]) == ([kafka["pocId"]], 1)
+    assert both["facets"]["tags"] == [{"value": t, "count": 1} for t in sorted(kafka["tags"])]
 
 
 async def test_paging(client: Client, catalog: Catalog) -> None:
