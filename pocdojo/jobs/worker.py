@@ -30,7 +30,7 @@ from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import open_pool, tenant_tx
 from pocdojo.core.db import tenants as tenants_db
 from pocdojo.core.jobqueue import JobQueue, arq_job_id
-from pocdojo.core.objectstore import ObjectStore, open_object_store
+from pocdojo.core.objectstore import open_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.settings import Settings
 from pocdojo.jobs import emails, reports, videos
@@ -47,17 +47,6 @@ def open_redis(settings: Settings) -> ArqRedis:
         settings.require_redis_url(), socket_timeout=5, socket_connect_timeout=2
     )
     return redis
-
-
-def open_store(settings: Settings) -> ObjectStore:
-    """The object store ``settings`` name, signing links with a key of its own; the server
-    and every worker open the same one, so links one signs the other serves."""
-    return open_object_store(
-        settings.object_store_url,
-        data_dir=settings.data_dir,
-        signing_secret=settings.signing_key("object-store"),
-        public_base_url=settings.base_url,
-    )
 
 
 async def open_deps(settings: Settings, redis: ArqRedis, metrics: JobMetrics | None = None) -> Deps:

@@ -16,13 +16,14 @@ from pocdojo.core.db import open_pool
 from pocdojo.core.gctune import GcTuner
 from pocdojo.core.jobqueue import JobQueue
 from pocdojo.core.metrics import http_metrics
+from pocdojo.core.objectstore import open_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.ratelimit import RateLimiter
 from pocdojo.core.search import opensearch, outbox
 from pocdojo.core.search.postgres import PostgresSearch
 from pocdojo.core.security import AccessTokens, ParticipantTokens, Passwords
 from pocdojo.core.settings import Settings
-from pocdojo.jobs.worker import RunningWorker, open_store
+from pocdojo.jobs.worker import RunningWorker
 from pocdojo.realtime import sockets
 from pocdojo.realtime.bus import Bus
 from pocdojo.realtime.rooms import RoomMetrics, Rooms, RoomSettings

@@ -182,12 +182,10 @@ class Peer:
             and not transport.is_closing()
             and transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
         ):
-            if frame is not None:
-                transport.write(frame)
-                return len(frame)  # a fan-out: the room counts the whole batch once
-            data = ws_frame(message)
+            data = frame if frame is not None else ws_frame(message)
             transport.write(data)
-            if self.on_sent is not None:
+            # A fan-out (given its frame) is counted by the room, once for the whole batch.
+            if frame is None and self.on_sent is not None:
                 self.on_sent(
                     len(data), None if received_at is None else time.perf_counter() - received_at
                 )

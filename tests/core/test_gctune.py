@@ -29,7 +29,6 @@ async def test_survivors_are_frozen_and_released_on_stop() -> None:
     finally:
         await tuner.stop()
     assert gc.get_freeze_count() == 0
-    assert len(keep) == len(more)
 
 
 async def test_frozen_cycles_wait_for_the_full_collection() -> None:

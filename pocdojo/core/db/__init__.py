@@ -61,7 +61,7 @@ async def open_pool(
     }
     if app_dsn is None:
         # The session user is the owner but the current role is pocdojo_app, and RLS is
-        # decided by the current role. RESET ALL on release keeps the startup value.
+        # decided by the current role. A startup setting, it lasts the connection's life.
         server_settings["role"] = APP_ROLE
     pool = await asyncpg.create_pool(
         app_dsn or owner_dsn,

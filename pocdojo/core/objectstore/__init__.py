@@ -14,7 +14,7 @@ every object under its tenant; ``validate_key`` is the one rule both stores appl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 from pocdojo.core.errors import ConfigError
@@ -33,6 +33,9 @@ from pocdojo.core.objectstore.keys import (
     video_key,
 )
 
+if TYPE_CHECKING:
+    from pocdojo.core.settings import Settings
+
 __all__ = [
     "MAX_EXPIRES_IN",
     "MAX_KEY_BYTES",
@@ -40,6 +43,7 @@ __all__ = [
     "ObjectStore",
     "content_disposition",
     "open_object_store",
+    "open_store",
     "recording_key",
     "report_key",
     "tenant_of",
@@ -108,6 +112,17 @@ class ObjectStore(Protocol):
     async def close(self) -> None:
         """Release connections; the store is not used afterwards."""
         ...
+
+
+def open_store(settings: Settings) -> ObjectStore:
+    """The object store ``settings`` name, signing links with a key of its own; the server
+    and every worker open the same one, so links one signs the other serves."""
+    return open_object_store(
+        settings.object_store_url,
+        data_dir=settings.data_dir,
+        signing_secret=settings.signing_key("object-store"),
+        public_base_url=settings.base_url,
+    )
 
 
 def open_object_store(
