@@ -4,15 +4,12 @@ losing or changing a row, and keeps every reference to it enforced."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-from pocdojo.core.db.migrate import load_migrations
-from tests.conftest import Engines
+from tests.core.migration_helpers import apply_migrations, insert_tenant
 
 _POC_COLUMNS = (
     "id, tenant_id, user_id, title, description, language, tags, repository_url, documentation, "
@@ -20,57 +17,11 @@ _POC_COLUMNS = (
 )
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-@pytest.fixture
-async def scratch(engines: Engines) -> AsyncIterator[asyncpg.Connection]:
-    """An empty database of its own on the suite's server, as its owner."""
-    name = f"mig_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(engines.database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    except asyncpg.InsufficientPrivilegeError:
-        await admin.close()
-        pytest.skip("the test database's owner may not create databases")
-    conn = await asyncpg.connect(_with_database(engines.database_url, name))
-    try:
-        yield conn
-    finally:
-        await conn.close()
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        await admin.close()
-
-
-async def _apply(
-    conn: asyncpg.Connection, *, below: int | None = None, only: int | None = None
-) -> None:
-    for m in load_migrations():
-        if (below is not None and m.version < below) or m.version == only:
-            async with conn.transaction():
-                await conn.execute(m.sql)
-
-
 async def _seed(conn: asyncpg.Connection) -> dict[str, Any]:
     """Two tenants with POCs (one deleted), a favorite and a dojo session."""
     made: dict[str, Any] = {"pocs": []}
     for t in range(2):
-        tenant, user = uuid.uuid4(), uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO tenants (id, name, domain, contact_email, plan, max_users, max_pocs) "
-            "VALUES ($1, $2, $3, 'ops@example.com', 'standard', 5, 100)",
-            tenant,
-            f"T{t}",
-            f"t{t}-{tenant.hex[:8]}.example",
-        )
-        await conn.execute(
-            "INSERT INTO users (id, tenant_id, username, email, password_hash, role) "
-            "VALUES ($1, $2, 'u', 'u@example.com', 'x', 'admin')",
-            user,
-            tenant,
-        )
+        tenant, user = await insert_tenant(conn, f"T{t}")
         for i in range(5):
             poc = uuid.uuid4()
             await conn.execute(
@@ -123,11 +74,11 @@ async def _snapshot(conn: asyncpg.Connection) -> dict[str, Any]:
 async def test_populated_pocs_are_moved_into_tenant_partitions_unchanged(
     scratch: asyncpg.Connection,
 ) -> None:
-    await _apply(scratch, below=6)
+    await apply_migrations(scratch, below=6)
     made = await _seed(scratch)
     before = await _snapshot(scratch)
 
-    await _apply(scratch, only=6)
+    await apply_migrations(scratch, only=6)
 
     assert await _snapshot(scratch) == before
     assert len(before["pocs"]) == 10
@@ -143,9 +94,9 @@ async def test_populated_pocs_are_moved_into_tenant_partitions_unchanged(
 async def test_references_and_tag_counts_still_hold_after_the_migration(
     scratch: asyncpg.Connection,
 ) -> None:
-    await _apply(scratch, below=6)
+    await apply_migrations(scratch, below=6)
     made = await _seed(scratch)
-    await _apply(scratch, only=6)
+    await apply_migrations(scratch, only=6)
     (tenant_a, user_a), (tenant_b, _) = made["tenants"]
     poc_of_b = next(poc for tenant, poc in made["pocs"] if tenant == tenant_b)
 

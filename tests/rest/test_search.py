@@ -318,6 +318,78 @@ async def test_short_names_match_substrings_and_longer_ones_forgive_typos(
     assert both["facets"]["tags"] == [{"value": t, "count": 1} for t in sorted(kafka["tags"])]
 
 
+async def test_a_typo_is_one_edit_up_to_five_letters_and_two_from_six(
+    client: Client, admin: Account
+) -> None:
+    kafka = (await create_poc(client, admin, title="Kafka streams"))["pocId"]
+
+    assert ids(await search(client, admin, {"name": "kafla"})) == [kafka]  # 1 edit, 5 letters
+    assert ids(await search(client, admin, {"name": "kaflq"})) == []  # 2 edits, 5 letters
+    assert ids(await search(client, admin, {"name": "straems"})) == [kafka]  # 2 edits, 7
+    assert ids(await search(client, admin, {"name": "sxraeus"})) == []  # 3 edits, 7
+    assert ids(await search(client, admin, {"name": "KAFLA"})) == [kafka]
+
+
+async def test_a_short_name_is_no_typo_of_every_word_sharing_its_first_letters(
+    client: Client, admin: Account
+) -> None:
+    # By trigram word similarity, "wind" was as close to "with" as to "wine": both share
+    # two of its five trigrams.
+    windowed = await create_poc(client, admin, title="Windowed joins")
+    await create_poc(client, admin, title="Connection pool with Django")
+    wine = await create_poc(client, admin, title="Wine cellar inventory")
+
+    found = await search(client, admin, {"name": "wind", "sort": "relevance"})
+
+    assert ids(found) == [windowed["pocId"], wine["pocId"]]
+    assert found["totalCount"] == 2
+
+
+async def test_every_word_of_a_misspelled_name_must_be_in_the_title(
+    client: Client, admin: Account
+) -> None:
+    kafka = (await create_poc(client, admin, title="Kafka streams"))["pocId"]
+    await create_poc(client, admin, title="Kafka consumer groups")
+    await create_poc(client, admin, title="Redis streams")
+
+    assert ids(await search(client, admin, {"name": "kafla straems"})) == [kafka]
+    assert ids(await search(client, admin, {"name": "kafla zebra"})) == []
+    # Words too short for a typo do not have to be anywhere.
+    assert ids(await search(client, admin, {"name": "straems of kafla"})) == [kafka]
+
+
+async def test_a_renamed_title_is_found_by_a_typo_of_its_new_words(
+    client: Client, admin: Account
+) -> None:
+    poc = await create_poc(client, admin, title="Kafka streams")
+    resp = await update_poc(client, admin, poc["pocId"], {"title": "Zookeeper ensembles"})
+    assert resp.status == 200, await resp.text()
+
+    assert ids(await search(client, admin, {"name": "zookeper"})) == [poc["pocId"]]
+    assert ids(await search(client, admin, {"name": "kafla"})) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "finds"),
+    [
+        ("kafla\\", True),
+        ("!kafla", True),
+        ("kafla & | !", True),
+        ("kafla')|('x", True),  # "x" is too short to have to be in the title
+        ("ka:*fla", False),  # no word long enough for a typo
+        ("o'neil's kafla", False),  # nothing close to "neil"
+    ],
+)
+async def test_names_with_tsquery_syntax_are_plain_text(
+    client: Client, admin: Account, name: str, finds: bool
+) -> None:
+    kafka = (await create_poc(client, admin, title="Kafka streams"))["pocId"]
+
+    found = await search(client, admin, {"name": name})
+
+    assert ids(found) == ([kafka] if finds else [])
+
+
 async def test_paging(client: Client, catalog: Catalog) -> None:
     newest_first = catalog.ids(*sorted(SEEDS, key=lambda k: SEEDS[k].created, reverse=True))
     seen: list[str] = []

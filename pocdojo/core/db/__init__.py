@@ -45,8 +45,6 @@ async def open_pool(
         min_size: connections kept open.
         max_size: connections at most.
     """
-    # Name search forgives typos down to this trigram word similarity ("stremas" ~ "streams"
-    # is 0.5); the default 0.6 misses most one-letter slips in short words.
     # JIT compilation pays off for long analytic queries; ours are short, and a search whose
     # estimated cost crosses jit_above_cost would spend tens of milliseconds compiling.
     # Statements are prepared once per connection (asyncpg caches them); a generic plan
@@ -55,7 +53,6 @@ async def open_pool(
     # all but one are pruned when they run: 3-5 ms of a 10 ms search at a million POCs.
     server_settings = {
         "application_name": "pocdojo",
-        "pg_trgm.word_similarity_threshold": "0.4",
         "jit": "off",
         "plan_cache_mode": "force_generic_plan",
     }

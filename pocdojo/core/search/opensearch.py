@@ -122,7 +122,15 @@ def build_search(tenant_id: UUID, query: PocQuery) -> dict[str, Any]:
                 "bool": {
                     "should": [
                         {"match": {"title.partial": {"query": query.name, "operator": "and"}}},
-                        {"match": {"title": {"query": query.name, "fuzziness": FUZZINESS}}},
+                        {
+                            "match": {
+                                "title": {
+                                    "query": query.name,
+                                    "fuzziness": FUZZINESS,
+                                    "operator": "and",
+                                }
+                            }
+                        },
                     ],
                     "minimum_should_match": 1,
                 }

@@ -1,0 +1,38 @@
+"""Running migrations one by one, over data they did not create."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from pocdojo.core.db.migrate import load_migrations
+
+
+async def apply_migrations(
+    conn: asyncpg.Connection, *, below: int | None = None, only: int | None = None
+) -> None:
+    """Apply the migrations numbered below ``below``, or the one numbered ``only``."""
+    for m in load_migrations():
+        if (below is not None and m.version < below) or m.version == only:
+            async with conn.transaction():
+                await conn.execute(m.sql)
+
+
+async def insert_tenant(conn: asyncpg.Connection, name: str = "T") -> tuple[uuid.UUID, uuid.UUID]:
+    """A tenant and its admin, inserted as the owner; returns their ids."""
+    tenant, user = uuid.uuid4(), uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO tenants (id, name, domain, contact_email, plan, max_users, max_pocs) "
+        "VALUES ($1, $2, $3, 'ops@example.com', 'standard', 5, 100)",
+        tenant,
+        name,
+        f"{name.lower()}-{tenant.hex[:8]}.example",
+    )
+    await conn.execute(
+        "INSERT INTO users (id, tenant_id, username, email, password_hash, role) "
+        "VALUES ($1, $2, 'u', 'u@example.com', 'x', 'admin')",
+        user,
+        tenant,
+    )
+    return tenant, user
