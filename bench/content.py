@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from content_reports import format_results, run_report_bench  # noqa: E402
-from content_video import TARGET_POCS, TARGET_SECONDS, format_table, run_video_bench  # noqa: E402
+from content_reports import format_results, run_report_bench
+from content_video import TARGET_POCS, TARGET_SECONDS, format_table, run_video_bench
 
 PDF_TARGET_SECONDS = 10.0
 

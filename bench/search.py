@@ -130,6 +130,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="4,16",
         help="concurrent workers; several levels (comma-separated) run one after the other",
     )
+    parser.add_argument(
+        "--kinds",
+        type=lambda text: [k.strip() for k in text.split(",") if k.strip()],
+        default=[k.name for k in KINDS],
+        help="query types to run (comma-separated)",
+    )
     parser.add_argument("--duration", type=float, default=20, help="seconds measured per run")
     parser.add_argument("--warmup", type=float, default=3, help="seconds before measuring")
     parser.add_argument("--port", type=int, default=0, help="server port (0: a free one)")
@@ -139,6 +145,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.pocs < 1 or args.tenants < 1 or args.duration <= 0:
         parser.error("--pocs, --tenants, --concurrency and --duration must be positive")
+    unknown = set(args.kinds) - {k.name for k in KINDS}
+    if unknown or not args.kinds:
+        parser.error(f"--kinds: choose among {', '.join(k.name for k in KINDS)}")
     return args
 
 
@@ -810,7 +819,7 @@ async def measure(
             load_before = load_average()
             results: dict[int, list[tuple[Kind, Run, Run]]] = {}
             for level in args.concurrency:
-                for kind in KINDS:
+                for kind in (k for k in KINDS if k.name in args.kinds):
                     http_run = await drive(kind, over_http, wl, args, level, "HTTP", server.pid)
                     sql_run = await drive(kind, in_sql, wl, args, level, "SQL")
                     results.setdefault(level, []).append((kind, http_run, sql_run))

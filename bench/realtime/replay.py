@@ -3,8 +3,9 @@
 What it measures: one writer -- a stock JS client (``yjs`` + ``y-websocket``'s
 ``WebsocketProvider`` in Node, ``replay_client.mjs``) -- applies the trace (259,778
 transactions of one keystroke each, ``../shared/data/automerge-paper.json.gz`` from the
-repository root, see its README) transaction by transaction to its ``Y.Text`` ``code``, so each transaction leaves as
-one update message, as fast as it can (yielding to the event loop every 1,000). Two more
+repository root, see its README) transaction by transaction to its ``Y.Text`` ``code``, so
+each transaction leaves as one update message, as fast as it can (yielding to the event loop
+every 1,000). Two more
 stock JS clients listen. The clock starts when the writer starts applying and stops when
 both listeners hold exactly ``endContent``; also reported: when the writer had applied
 everything, when its socket's send buffer was empty, the server's CPU seconds and RSS, and
