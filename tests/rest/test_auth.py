@@ -533,6 +533,22 @@ async def test_ip_is_limited_across_usernames(
     assert resp.status == 200, await resp.text()
 
 
+async def test_each_user_has_a_budget_of_requests_per_minute(
+    make_client: MakeClient, client: Client, admin: Account
+) -> None:
+    limited = await make_client(requests_per_minute_user=3)
+    user = await register(client, admin)
+    for _ in range(3):
+        assert (await get_me(limited, user.token)).status == 200
+
+    resp = await get_me(limited, user.token)
+
+    assert resp.status == 429, await resp.text()
+    assert (await error_of(resp))["code"] == "rate_limited"
+    assert 0 < retry_after(resp) <= 60
+    assert (await get_me(limited, admin.token)).status == 200  # a budget of its own
+
+
 async def test_ip_limit_counts_the_address_the_proxy_saw(
     make_client: MakeClient, client: Client, admin: Account
 ) -> None:
