@@ -300,6 +300,27 @@ async def test_relevance_by_name_puts_the_closest_title_first(
     assert set(ids(found)) == {close["pocId"], far["pocId"], newest["pocId"]}
 
 
+@pytest.mark.parametrize("sort", ["relevance", "created", "title", "popularity"])
+@pytest.mark.parametrize(
+    "text",
+    [{"name": "kafla"}, {"name": "con"}, {"q": "consumer"}, {"name": "consumer", "q": "groups"}],
+)
+async def test_every_sort_of_a_text_search_orders_the_same_hits(
+    client: Client, catalog: Catalog, sort: str, text: dict[str, str]
+) -> None:
+    by_relevance = await search(client, catalog.admin, {**text, "limit": 100})
+    found = await search(client, catalog.admin, {**text, "sort": sort, "limit": 100})
+
+    assert found["totalCount"] == by_relevance["totalCount"] > 0
+    assert sorted(ids(found)) == sorted(ids(by_relevance))
+    assert found["facets"] == by_relevance["facets"]
+    keys = keyset(catalog, found)
+    if sort == "created":
+        assert ids(found) == catalog.ids(*sorted(keys, key=lambda k: SEEDS[k].created)[::-1])
+    if sort == "title":
+        assert titles(found) == sorted(titles(found), key=str.lower)
+
+
 async def test_short_names_match_substrings_and_longer_ones_forgive_typos(
     client: Client, admin: Account
 ) -> None:
