@@ -12,9 +12,11 @@ from pocdojo.core.db.migrate import load_migrations
 async def apply_migrations(
     conn: asyncpg.Connection, *, below: int | None = None, only: int | None = None
 ) -> None:
-    """Apply the migrations numbered below ``below``, or the one numbered ``only``."""
+    """Apply the migrations numbered below ``below``, or the one numbered ``only``; all of
+    them without either."""
     for m in load_migrations():
-        if (below is not None and m.version < below) or m.version == only:
+        everything = below is None and only is None
+        if everything or (below is not None and m.version < below) or m.version == only:
             async with conn.transaction():
                 await conn.execute(m.sql)
 

@@ -52,7 +52,7 @@ async def test_existing_titles_give_their_words_to_their_own_tenant(
 async def test_new_and_renamed_titles_add_their_words_and_keep_the_old_ones(
     scratch: asyncpg.Connection,
 ) -> None:
-    await apply_migrations(scratch, below=9)
+    await apply_migrations(scratch)
     tenant, user = await insert_tenant(scratch)
     poc = await _poc(scratch, tenant, user, "Kafka streams", "active")
     assert await _words(scratch, tenant) == {"kafka", "streams"}

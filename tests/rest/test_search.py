@@ -349,6 +349,8 @@ async def test_a_typo_is_one_edit_up_to_five_letters_and_two_from_six(
     assert ids(await search(client, admin, {"name": "straems"})) == [kafka]  # 2 edits, 7
     assert ids(await search(client, admin, {"name": "sxraeus"})) == []  # 3 edits, 7
     assert ids(await search(client, admin, {"name": "KAFLA"})) == [kafka]
+    assert ids(await search(client, admin, {"name": "jafka"})) == []  # the first letter
+    assert ids(await search(client, admin, {"name": "sreams"})) == [kafka]  # a letter missing
 
 
 async def test_a_short_name_is_no_typo_of_every_word_sharing_its_first_letters(

@@ -26,7 +26,8 @@ from pocdojo.core.search import (
 )
 
 INDEX_ALIAS = "pocdojo-pocs"
-# No typo forgiven below 4 characters (as in the PostgreSQL adapter), one up to 5, then two.
+# No typo forgiven below 4 characters (as in the PostgreSQL adapter), one up to 5, then two;
+# never in the first letter.
 FUZZINESS = "AUTO:4,6"
 
 # Per seed 001's POC index, with the fields this API searches on: an n-gram subfield for
@@ -127,6 +128,7 @@ def build_search(tenant_id: UUID, query: PocQuery) -> dict[str, Any]:
                                 "title": {
                                     "query": query.name,
                                     "fuzziness": FUZZINESS,
+                                    "prefix_length": 1,
                                     "operator": "and",
                                 }
                             }

@@ -26,8 +26,8 @@ from pocdojo.core.search import (
 
 _TSQUERY = "websearch_to_tsquery('english', {})"
 # Words of a name this long or longer also find misspelled title words: one edit away up to
-# 5 letters, two from 6 on (OpenSearch's fuzziness AUTO:4,6). Shorter words are too short to
-# tell a typo from another word.
+# 5 letters, two from 6 on (OpenSearch's fuzziness AUTO:4,6), with the first letter right
+# (migration 0009). Shorter words are too short to tell a typo from another word.
 TYPO_MIN_LENGTH = 4
 
 # The tsquery for titles holding every word of the name of TYPO_MIN_LENGTH letters or more,
@@ -42,6 +42,7 @@ _MISSPELLED = """(
             SELECT CASE WHEN length(t.term) >= 6 THEN 2 ELSE 1 END AS edits) e
         LEFT JOIN poc_title_words w
           ON w.tenant_id = $1
+         AND left(w.word, 1) = left(t.term, 1)
          AND length(w.word) BETWEEN length(t.term) - e.edits AND length(t.term) + e.edits
          AND levenshtein_less_equal(w.word, t.term, e.edits) <= e.edits
         WHERE length(t.term) >= {min_length}
