@@ -706,7 +706,9 @@ class Run:
     hits: list[int] = field(default_factory=list)
     messages: Counter[str] = field(default_factory=Counter)
 
-    server_cpu: float | None = None  # seconds the server process used during the run
+    # CPU seconds used during the run (warmup included) by each party on the machine:
+    # "server", "db" (PostgreSQL and its backends) and "client" (this process).
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def record(self, elapsed: float, answer: Any, error: str | None, measured: bool) -> None:
         self.calls += 1
@@ -726,23 +728,55 @@ class Run:
     def rate(self) -> float:
         return self.requests / self.seconds
 
-    @property
-    def server_cpu_ms(self) -> float:
-        """Server CPU per request, warmup included (nan when unknown)."""
-        if self.server_cpu is None or not self.calls:
+    def cpu_ms(self, party: str) -> float:
+        """``party``'s CPU per request, warmup included (nan when unknown)."""
+        if party not in self.cpu or not self.calls:
             return float("nan")
-        return self.server_cpu * 1e3 / self.calls
+        return self.cpu[party] * 1e3 / self.calls
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """CPU time (user + system) a process has used, from /proc; None elsewhere."""
-    if pid is None:
-        return None
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None, *, with_children: bool = False) -> float | None:
+    """CPU time (user + system) a process, and with ``with_children`` its live child
+    processes, have used, from /proc; None elsewhere."""
+    if pid is None or (own := _stat(pid)) is None:
+        return None
+    stats = [own]
+    if with_children:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and (child := _stat(int(entry.name))) and child[1] == str(pid):
+                stats.append(child)
+    return sum(int(f[11]) + int(f[12]) for f in stats) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Parties:
+    """The processes whose CPU a run accounts: the server (HTTP side only) and PostgreSQL's
+    postmaster, whose children are the backends (embedded engine only)."""
+
+    server: int | None = None
+    postgres: int | None = None
+
+    def cpu(self) -> dict[str, float | None]:
+        return {
+            "server": cpu_seconds(self.server),
+            "db": cpu_seconds(self.postgres, with_children=True),
+            "client": cpu_seconds(os.getpid()),
+        }
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The embedded PostgreSQL's postmaster, from its pid file (None when external)."""
+    try:
+        return int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 async def drive(
@@ -752,11 +786,11 @@ async def drive(
     args: argparse.Namespace,
     concurrency: int,
     label: str,
-    server_pid: int | None = None,
+    parties: Parties,
 ) -> Run:
     """``concurrency`` workers for warmup + duration; only the last ``duration`` counts."""
     run = Run(seconds=args.duration)
-    cpu_before = cpu_seconds(server_pid)
+    cpu_before = parties.cpu()
     begin = time.perf_counter()
     measure_from, end = begin + args.warmup, begin + args.warmup + args.duration
 
@@ -774,9 +808,9 @@ async def drive(
             run.record(time.perf_counter() - start, answer, error, start >= measure_from)
 
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    cpu_after = cpu_seconds(server_pid)
-    if cpu_before is not None and cpu_after is not None:
-        run.server_cpu = cpu_after - cpu_before
+    for party, after in parties.cpu().items():
+        if after is not None and (before := cpu_before[party]) is not None:
+            run.cpu[party] = after - before
     p50, p95, _ = percentiles(run.latencies)
     log(
         f"  x{concurrency:<3} {label:<4} {kind.name:<9} {run.requests:>7} req"
@@ -803,6 +837,7 @@ async def measure(
     args: argparse.Namespace,
     urls: Urls,
     port: int,
+    parties: Parties,
     server: subprocess.Popen[bytes],
     wl: Workload,
 ) -> Outcome:
@@ -820,8 +855,9 @@ async def measure(
             results: dict[int, list[tuple[Kind, Run, Run]]] = {}
             for level in args.concurrency:
                 for kind in (k for k in KINDS if k.name in args.kinds):
-                    http_run = await drive(kind, over_http, wl, args, level, "HTTP", server.pid)
-                    sql_run = await drive(kind, in_sql, wl, args, level, "SQL")
+                    http_run = await drive(kind, over_http, wl, args, level, "HTTP", parties)
+                    sql_parties = Parties(None, parties.postgres)
+                    sql_run = await drive(kind, in_sql, wl, args, level, "SQL", sql_parties)
                     results.setdefault(level, []).append((kind, http_run, sql_run))
             return Outcome(problems, results, load_before, load_average())
         finally:
@@ -856,15 +892,22 @@ def result_line(kind: Kind, http_run: Run, sql_run: Run) -> str:
     flag = "" if meets_target(http_run) else "  *"
     return (
         f"{kind.name:<9}| {side_cells(http_run)} | {side_cells(sql_run)} |"
-        f" {h50 / s50:5.1f} {h95 / s95:5.1f} |{median_hits} |{http_run.server_cpu_ms:8.2f}{flag}"
+        f" {h50 / s50:5.1f} {h95 / s95:5.1f} |{median_hits} |"
+        f"{http_run.cpu_ms('server'):7.2f} {http_run.cpu_ms('db'):5.2f}"
+        f" {http_run.cpu_ms('client'):6.2f} |{sql_run.cpu_ms('db'):5.2f}"
+        f" {sql_run.cpu_ms('client'):6.2f}{flag}"
     )
 
 
 def header_lines() -> list[str]:
     side = f"{'req':>7} {'err':>4} {'req/s':>7} {'p50':>7} {'p95':>7} {'p99':>7}"
-    top = f"{'':<9}| {'HTTP (ms)':^46} | {'SQL (ms)':^46} | {'HTTP/SQL':^11} |{'':8} |{'server':>8}"
+    top = (
+        f"{'':<9}| {'HTTP (ms)':^46} | {'SQL (ms)':^46} | {'HTTP/SQL':^11} |{'':8} |"
+        f"{'CPU ms/req, HTTP':^20}|{'SQL':^12}"
+    )
     bottom = (
-        f"{'query':<9}| {side} | {side} | {'p50':>5} {'p95':>5} |{'hits p50':>8} |{'CPU/req':>8}"
+        f"{'query':<9}| {side} | {side} | {'p50':>5} {'p95':>5} |{'hits p50':>8} |"
+        f"{'server':>7} {'db':>5} {'client':>6} |{'db':>5} {'client':>6}"
     )
     return [top, bottom]
 
@@ -889,8 +932,9 @@ def report(args: argparse.Namespace, info: DataInfo, outcome: Outcome, command: 
         "",
         *level_lines(outcome),
         f"* HTTP p95 above the {TARGET_P95_MS:g} ms target. 'hits p50': median matches (SQL)."
-        " 'server CPU/req': ms of",
-        "  CPU the server process spent per HTTP request (user + system, warmup included).",
+        " 'CPU ms/req': CPU",
+        "  (user + system, warmup included) per request of the server process, of PostgreSQL",
+        "  (postmaster and backends; embedded engine only) and of this process (the clients).",
         "SQL side: build_search / PostgresSearch.suggest / pocs.get in tenant_tx on an app pool;",
         "HTTP adds auth (session lookup), rate limiting (Redis), JSON, and for 'get' the cache.",
     ]
@@ -962,7 +1006,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         wl = Workload(bench_tenants(args.tenants), info.pocs)
         port = args.port or free_port()
         with serving(urls, port, data_dir) as server:
-            outcome = asyncio.run(measure(args, urls, port, server, wl))
+            postgres = None if args.database_url else postmaster_pid(data_dir)
+            parties = Parties(server.pid, postgres)
+            outcome = asyncio.run(measure(args, urls, port, parties, server, wl))
     report(args, info, outcome, command)
     return 0
 
