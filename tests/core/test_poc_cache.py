@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
@@ -186,3 +187,36 @@ async def test_a_row_read_before_a_change_is_not_cached_after_it(
     refreshed, _ = await cache.get(tenant, key)
     assert refreshed is not None
     assert refreshed.title == "after"
+
+
+async def test_counting_views_and_favorites_writes_no_index(
+    client: Client, engines: Engines
+) -> None:
+    """Counter updates are heap-only: they change no indexed column (migration 0010), so no
+    index, GIN ones included, gets an entry per counted view."""
+    admin = await signup(client)
+    poc = await create_poc(client, admin)
+    poc_id, tenant_id = uuid.UUID(poc["pocId"]), uuid.UUID(admin.tenant_id)
+    conn = await asyncpg.connect(engines.database_url)
+    try:
+        async with conn.transaction():
+            partition = await conn.fetchval(
+                "SELECT tableoid::regclass::text FROM pocs WHERE id = $1", poc_id
+            )
+            for _ in range(3):
+                await pocs_db.add_views(conn, tenant_id, {poc_id: 2})
+            await conn.execute(
+                "UPDATE pocs SET favorite_count = favorite_count + 1 WHERE tenant_id = $1 "
+                "AND id = $2",
+                tenant_id,
+                poc_id,
+            )
+            updates = await conn.fetchrow(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = $1",
+                partition,
+            )
+    finally:
+        await conn.close()
+
+    assert (updates["n_tup_upd"], updates["n_tup_hot_upd"]) == (4, 4)
+    assert (await db_poc(engines.database_url, poc["pocId"]))["view_count"] == 6
