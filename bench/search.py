@@ -743,22 +743,25 @@ def _stat(pid: int) -> list[str] | None:
 
 
 def cpu_seconds(pid: int | None, *, with_children: bool = False) -> float | None:
-    """CPU time (user + system) a process, and with ``with_children`` its live child
-    processes, have used, from /proc; None elsewhere."""
+    """CPU time (user + system) a process has used, from /proc; None elsewhere. With
+    ``with_children``, its child processes' too: the live ones, and those it has reaped
+    (PostgreSQL's autovacuum workers come and go during a run)."""
     if pid is None or (own := _stat(pid)) is None:
         return None
-    stats = [own]
+    ticks = int(own[11]) + int(own[12])
     if with_children:
+        ticks += int(own[13]) + int(own[14])
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and (child := _stat(int(entry.name))) and child[1] == str(pid):
-                stats.append(child)
-    return sum(int(f[11]) + int(f[12]) for f in stats) / os.sysconf("SC_CLK_TCK")
+                ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
 class Parties:
     """The processes whose CPU a run accounts: the server (HTTP side only) and PostgreSQL's
-    postmaster, whose children are the backends (embedded engine only)."""
+    postmaster, whose children are the backends and background workers (embedded engine
+    only)."""
 
     server: int | None = None
     postgres: int | None = None
@@ -934,7 +937,8 @@ def report(args: argparse.Namespace, info: DataInfo, outcome: Outcome, command: 
         f"* HTTP p95 above the {TARGET_P95_MS:g} ms target. 'hits p50': median matches (SQL)."
         " 'CPU ms/req': CPU",
         "  (user + system, warmup included) per request of the server process, of PostgreSQL",
-        "  (postmaster and backends; embedded engine only) and of this process (the clients).",
+        "  (all its processes, autovacuum included; embedded engine only) and of this process",
+        "  (the clients).",
         "SQL side: build_search / PostgresSearch.suggest / pocs.get in tenant_tx on an app pool;",
         "HTTP adds auth (session lookup), rate limiting (Redis), JSON, and for 'get' the cache.",
     ]
