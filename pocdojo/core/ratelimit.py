@@ -16,8 +16,8 @@ log = structlog.get_logger(__name__)
 
 _PREFIX = "rl:"
 
-# Count, start the window on the first event, and say how long it has left: one command
-# (a MULTI block of three cost twice the client CPU, on every request).
+# Count, start the window on the first event, and say how long it has left: one command on
+# every request, where a MULTI block of three commands had five to send and parse.
 _HIT = """
 local count = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')

@@ -84,8 +84,8 @@ def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
     if query.name:
         like = sql.arg(f"%{escape_like(query.name)}%")
         # A title with a word starting with the name ranks first, then one containing it;
-        # ILIKE finds those. Titles with misspelled words follow, in an arm of their own
-        # that leaves out what ILIKE found: with an OR, no index serves either side.
+        # ILIKE finds those. Titles with misspelled words follow, found by their own index
+        # in an arm of their own that leaves out what ILIKE found, so none counts twice.
         starts = "2"
         if sort == "relevance":
             starts = f"CASE WHEN p.title ~* {sql.arg(_word_start(query.name))} THEN 3 ELSE 2 END"
