@@ -392,6 +392,24 @@ async def test_a_renamed_title_is_found_by_a_typo_of_its_new_words(
     assert ids(await search(client, admin, {"name": "kafla"})) == []
 
 
+async def test_typos_are_counted_in_letters_not_bytes(client: Client, admin: Account) -> None:
+    poc = (await create_poc(client, admin, title="Ünïcode Straße"))["pocId"]
+
+    # "ï" for "i" is one edit, not two bytes; "ss" for "ß" is two.
+    assert ids(await search(client, admin, {"name": "ÜNICODE strasse"})) == [poc]
+
+
+async def test_a_long_name_of_many_repeated_words_is_answered(
+    client: Client, admin: Account
+) -> None:
+    kafka = (await create_poc(client, admin, title="Kafka streams"))["pocId"]
+    name = " ".join(["kafla", "straems"] * 14)  # 195 characters, 28 words
+
+    found = await search(client, admin, {"name": name})
+
+    assert (ids(found), found["totalCount"]) == ([kafka], 1)
+
+
 @pytest.mark.parametrize(
     ("name", "finds"),
     [
