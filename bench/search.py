@@ -707,7 +707,7 @@ class Run:
     messages: Counter[str] = field(default_factory=Counter)
 
     # CPU seconds used during the run (warmup included) by each party on the machine:
-    # "server", "db" (PostgreSQL and its backends) and "client" (this process).
+    # "server", "db" (all of PostgreSQL's processes) and "client" (this process).
     cpu: dict[str, float] = field(default_factory=dict)
 
     def record(self, elapsed: float, answer: Any, error: str | None, measured: bool) -> None:
@@ -856,10 +856,10 @@ async def measure(
             log(f"validation: {len(problems)} differences between HTTP and SQL")
             load_before = load_average()
             results: dict[int, list[tuple[Kind, Run, Run]]] = {}
+            sql_parties = Parties(None, parties.postgres)  # no server on the SQL side
             for level in args.concurrency:
                 for kind in (k for k in KINDS if k.name in args.kinds):
                     http_run = await drive(kind, over_http, wl, args, level, "HTTP", parties)
-                    sql_parties = Parties(None, parties.postgres)
                     sql_run = await drive(kind, in_sql, wl, args, level, "SQL", sql_parties)
                     results.setdefault(level, []).append((kind, http_run, sql_run))
             return Outcome(problems, results, load_before, load_average())

@@ -149,8 +149,8 @@ class PocCache:
                     await pocs_db.add_views(conn, tenant_id, counts)
                 written += sum(counts.values())
                 await self.invalidate(tenant_id, *counts)
-                fields = [f"{tenant_id}:{poc_id}" for poc_id in counts]
-                await cast(Awaitable[int], self._redis.hdel(batch, *fields))
+                written_fields = [f"{tenant_id}:{poc_id}" for poc_id in counts]
+                await cast(Awaitable[int], self._redis.hdel(batch, *written_fields))
         finally:
             # Whatever was not written goes back into the live buffer.
             leftover = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(batch))
