@@ -119,7 +119,10 @@ def build_search(tenant_id: UUID, query: PocQuery) -> tuple[str, list[Any]]:
         "popularity": "h.favorite_count DESC, h.view_count DESC, h.created_at DESC, h.id DESC",
         "relevance": "h.score DESC, h.created_at DESC, h.id DESC",
     }[sort]
-    limit, offset = sql.arg(query.limit), sql.arg(query.offset)
+    # The page size is written into the statement: a planner that knows it wants 20 rows
+    # fetches their POCs by key, where a parameter counts as a tenth of the hits and a
+    # generic plan may read every POC of the tenant to join them. The offset only skips.
+    limit, offset = str(int(query.limit)), sql.arg(query.offset)
     # Only what the facets and the sort read: every column more is copied for every hit
     # (about 0.5 us a column a hit; a popular tag has thousands of hits).
     columns = (
