@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,14 +126,20 @@ async def error_of(resp: Any) -> dict[str, Any]:
     return error
 
 
-async def wait_until(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll a condition that no event announces (e.g. a room unloading) until it holds.
+async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], within: float = 10.0) -> None:
+    """Poll a condition that no event announces (e.g. a room unloading, a row a background
+    task deletes) until it holds; ``predicate`` may be a coroutine function.
 
     Raises:
         TimeoutError: it did not hold within ``within`` seconds.
     """
     deadline = time.monotonic() + within
-    while not predicate():
+    while True:
+        held = predicate()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached in time")
         await asyncio.sleep(0.01)

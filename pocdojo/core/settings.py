@@ -62,6 +62,7 @@ class Settings(BaseSettings):
 
     poc_cache_ttl: int = Field(60, ge=1)
     view_flush_interval: float = Field(2.0, gt=0)
+    title_words_prune_interval: float = Field(6 * 3600, gt=0)
 
     # Dojo rooms.
     participant_token_ttl: int = Field(12 * 3600, ge=60)

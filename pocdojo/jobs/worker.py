@@ -8,6 +8,9 @@ A worker killed mid-job leaves the job's arq entry marked in progress until arq'
 heartbeat has been quiet for ``job_stall_after`` seconds has lost its worker, so its in-progress
 mark is dropped and the next free worker runs it again as its next try. A ``queued`` job with
 no queue entry at all (Redis was down when it was created, or lost its data) is queued again.
+
+Every ``title_words_prune_interval`` seconds the worker also prunes the tenants' title words
+(what the typo-tolerant name search compares names with) of words no live title holds.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from redis.exceptions import RedisError
 
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import open_pool, tenant_tx
+from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.db import tenants as tenants_db
 from pocdojo.core.jobqueue import JobQueue, arq_job_id
 from pocdojo.core.objectstore import open_store
@@ -89,6 +93,22 @@ async def sweep(deps: Deps, redis: ArqRedis) -> int:
     return acted
 
 
+async def prune_title_words(pool: asyncpg.Pool) -> int:
+    """Prune every tenant's title words, a tenant per transaction; returns how many went."""
+    async with tenant_tx(pool, None) as conn:
+        tenants = await pocs_db.title_word_tenants(conn)
+    removed = 0
+    for tenant_id in tenants:
+        try:
+            async with tenant_tx(pool, tenant_id) as conn:
+                removed += await pocs_db.prune_title_words(conn)
+        except (asyncpg.PostgresError, OSError) as exc:
+            log.warning("could not prune title words", tenant=str(tenant_id), error=str(exc))
+    if removed:
+        log.info("title words pruned", words=removed, tenants=len(tenants))
+    return removed
+
+
 async def _sweep_one(deps: Deps, redis: ArqRedis, job: jobs_db.Stalled) -> int:
     status = await deps.queue.status(job.kind, job.id)
     if status in (JobStatus.queued, JobStatus.deferred):
@@ -139,13 +159,18 @@ def build_worker(
         async def run_sweep() -> None:
             await sweep(deps, redis)
 
+        async def run_prune() -> None:
+            await prune_title_words(deps.pool)
+
         sweeper = Periodic("job-sweeper", settings.job_stall_after / 2, run_sweep)
+        pruner = Periodic("title-words", settings.title_words_prune_interval, run_prune)
         sweeper.start()
-        ctx["sweeper"] = sweeper
+        pruner.start()
+        ctx["periodic"] = [sweeper, pruner]
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        if "sweeper" in ctx:
-            await ctx["sweeper"].stop()
+        for periodic in ctx.get("periodic", []):
+            await periodic.stop()
         if "deps" in ctx:
             await close_deps(ctx["deps"])
 

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from tests.conftest import Engines
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+from tests.core.migration_helpers import with_database
 
 
 @pytest.fixture
@@ -27,7 +22,7 @@ async def scratch(engines: Engines) -> AsyncIterator[asyncpg.Connection]:
     except asyncpg.InsufficientPrivilegeError:
         await admin.close()
         pytest.skip("the test database's owner may not create databases")
-    conn = await asyncpg.connect(_with_database(engines.database_url, name))
+    conn = await asyncpg.connect(with_database(engines.database_url, name))
     try:
         yield conn
     finally:

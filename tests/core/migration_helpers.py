@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from pocdojo.core.db.migrate import load_migrations
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database replaced by ``name``."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 async def apply_migrations(

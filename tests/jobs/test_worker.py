@@ -20,9 +20,9 @@ from arq.jobs import JobStatus
 from pocdojo.core.settings import Settings
 from pocdojo.jobs.worker import RunningWorker, close_deps, open_deps, open_redis, sweep
 from tests.conftest import Engines
-from tests.helpers import Account, signup
+from tests.helpers import Account, signup, wait_until
 from tests.jobs.job_helpers import Client, fetch_link, wait_status
-from tests.poc_helpers import owner_execute, owner_fetchrow
+from tests.poc_helpers import create_poc, delete_poc, owner_execute, owner_fetchrow
 from tests.servers import POCDOJO, cli_env, free_port
 
 MakeClient = Callable[..., Awaitable[Client]]
@@ -142,6 +142,32 @@ async def test_a_job_whose_queue_entry_was_lost_is_queued_again(
     status = await wait_status(client, admin, f"/v1/notifications/{note_id}", within=5)
     assert status["status"] == "sent"
     assert list(status["messageIds"]) == ["lost@example.com"]
+
+
+async def test_the_worker_prunes_title_words_of_deleted_pocs(
+    make_client: MakeClient, settings: Settings
+) -> None:
+    client = await make_client()
+    admin = await signup(client)
+    await create_poc(client, admin, title="Quokka telemetry")
+    gone = await create_poc(client, admin, title="Quokka xylophone")
+    await delete_poc(client, admin, gone["pocId"])
+    words = "SELECT array_agg(word ORDER BY word) FROM poc_title_words WHERE tenant_id = $1::uuid"
+    url = settings.require_database_url()
+    assert (await owner_fetchrow(url, words, admin.tenant_id))[0] == [
+        "quokka", "telemetry", "xylophone"
+    ]  # fmt: skip
+
+    async def pruned() -> bool:
+        return "xylophone" not in (await owner_fetchrow(url, words, admin.tenant_id))[0]
+
+    running = RunningWorker(settings.model_copy(update={"title_words_prune_interval": 0.1}))
+    running.start()
+    try:
+        await wait_until(pruned, within=15)
+    finally:
+        await running.stop()
+    assert (await owner_fetchrow(url, words, admin.tenant_id))[0] == ["quokka", "telemetry"]
 
 
 @contextmanager

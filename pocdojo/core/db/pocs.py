@@ -250,3 +250,15 @@ async def favorites_of(
     )
     entries = [FavoriteEntry(**{k: r[k] for k in FavoriteEntry.__dataclass_fields__}) for r in rows]
     return entries, total
+
+
+async def title_word_tenants(conn: Any) -> list[UUID]:
+    """The tenants that have title words (for the pruner; migration 0011)."""
+    return [r[0] for r in await conn.fetch("SELECT * FROM app_title_word_tenants()")]
+
+
+async def prune_title_words(conn: Any) -> int:
+    """Remove the transaction's tenant's title words that no live title holds any more;
+    returns how many went. Writers of the tenant's titles wait until the transaction ends."""
+    removed: int = await conn.fetchval("SELECT prune_title_words()")
+    return removed

@@ -1,0 +1,121 @@
+"""Migration 0011: the worker prunes each tenant's title words of the words no live title
+holds, and never those of a title that is being written while it prunes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from pocdojo.core.db import open_pool, tenant_tx
+from pocdojo.core.search import PocQuery
+from pocdojo.core.search.postgres import PostgresSearch
+from pocdojo.jobs.worker import prune_title_words
+from tests.conftest import Engines
+from tests.core.migration_helpers import apply_migrations, insert_tenant, with_database
+from tests.helpers import wait_until
+
+
+async def _poc(
+    conn: asyncpg.Connection, tenant: uuid.UUID, user: uuid.UUID, title: str
+) -> uuid.UUID:
+    poc = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO pocs (id, tenant_id, user_id, title, description, language, tags) "
+        "VALUES ($1, $2, $3, $4, 'd', 'Go', '{x}')",
+        poc,
+        tenant,
+        user,
+        title,
+    )
+    return poc
+
+
+async def _words(conn: asyncpg.Connection, tenant: uuid.UUID) -> set[str]:
+    rows = await conn.fetch("SELECT word FROM poc_title_words WHERE tenant_id = $1", tenant)
+    return {r["word"] for r in rows}
+
+
+@pytest.fixture
+async def app_pool(scratch: asyncpg.Connection, engines: Engines) -> AsyncIterator[asyncpg.Pool]:
+    """The migrated scratch database, and a pool on it as the application (pocdojo_app)."""
+    await apply_migrations(scratch)
+    name = await scratch.fetchval("SELECT current_database()")
+    pool = await open_pool(with_database(engines.database_url, name), None)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_words_no_live_title_holds_are_pruned_tenant_by_tenant(
+    scratch: asyncpg.Connection, app_pool: asyncpg.Pool
+) -> None:
+    (a, a_user), (b, b_user) = await insert_tenant(scratch), await insert_tenant(scratch)
+    await _poc(scratch, a, a_user, "Kafka streams")
+    renamed = await _poc(scratch, a, a_user, "Kafka pipelines")
+    await scratch.execute("UPDATE pocs SET title = 'Kafka connectors' WHERE id = $1", renamed)
+    gone = await _poc(scratch, a, a_user, "Forgotten prototype")
+    await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", gone)
+    only = await _poc(scratch, b, b_user, "Orphan wörds")
+    await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", only)
+    archived = await _poc(scratch, b, b_user, "Archived but live")
+    await scratch.execute("UPDATE pocs SET status = 'archived' WHERE id = $1", archived)
+    assert "pipelines" in await _words(scratch, a)
+
+    assert await prune_title_words(app_pool) == 5
+
+    assert await _words(scratch, a) == {"kafka", "streams", "connectors"}
+    assert await _words(scratch, b) == {"archived", "but", "live"}
+    assert await prune_title_words(app_pool) == 0
+
+
+async def test_a_misspelled_name_still_finds_its_live_title_after_a_prune(
+    scratch: asyncpg.Connection, app_pool: asyncpg.Pool
+) -> None:
+    tenant, user = await insert_tenant(scratch)
+    await _poc(scratch, tenant, user, "Kafka streams")
+    gone = await _poc(scratch, tenant, user, "Kafka stream")
+    await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", gone)
+
+    assert await prune_title_words(app_pool) == 1  # "stream"
+
+    async with tenant_tx(app_pool, tenant) as conn:
+        page = await PostgresSearch().search(conn, tenant, PocQuery(name="kafla streem"))
+    assert [hit.title for hit in page.hits] == ["Kafka streams"]
+
+
+async def test_a_prune_waits_for_a_title_being_written(
+    scratch: asyncpg.Connection, app_pool: asyncpg.Pool, engines: Engines
+) -> None:
+    """A word only a deleted POC held is about to be pruned when a new POC takes it. The
+    trigger adds nothing (the word is there), so a prune that read the titles before the new
+    POC committed would leave that POC without its word; the prune waits for it instead."""
+    tenant, user = await insert_tenant(scratch)
+    gone = await _poc(scratch, tenant, user, "Zebra crossing")
+    await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", gone)
+    name = await scratch.fetchval("SELECT current_database()")
+    writer = await asyncpg.connect(with_database(engines.database_url, name))
+    try:
+        async with writer.transaction():
+            await _poc(writer, tenant, user, "Zebra")
+            prune = asyncio.create_task(prune_title_words(app_pool))
+
+            async def queued_or_done() -> bool:
+                waiting = await scratch.fetchval(
+                    "SELECT count(*) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND NOT granted AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+                return prune.done() or waiting > 0
+
+            await wait_until(queued_or_done)
+            assert not prune.done(), "the prune did not wait for the writer"
+        assert await asyncio.wait_for(prune, 10) == 1  # "crossing"
+    finally:
+        await writer.close()
+
+    assert await _words(scratch, tenant) == {"zebra"}
