@@ -66,11 +66,29 @@ async def test_words_no_live_title_holds_are_pruned_tenant_by_tenant(
     await scratch.execute("UPDATE pocs SET status = 'archived' WHERE id = $1", archived)
     assert "pipelines" in await _words(scratch, a)
 
-    assert await prune_title_words(app_pool) == 5
+    assert await prune_title_words(app_pool) == (5, max(a, b))
 
     assert await _words(scratch, a) == {"kafka", "streams", "connectors"}
     assert await _words(scratch, b) == {"archived", "but", "live"}
-    assert await prune_title_words(app_pool) == 0
+    assert await prune_title_words(app_pool) == (0, max(a, b))
+    assert await prune_title_words(app_pool, after=max(a, b)) == (0, None)
+
+
+async def test_a_pass_goes_through_the_tenants_a_batch_at_a_time(
+    scratch: asyncpg.Connection, app_pool: asyncpg.Pool
+) -> None:
+    tenants = sorted([await insert_tenant(scratch) for _ in range(3)])
+    for tenant, user in tenants:
+        gone = await _poc(scratch, tenant, user, "Gone away")
+        await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", gone)
+
+    passes = [await prune_title_words(app_pool, batch=2)]
+    passes.append(await prune_title_words(app_pool, after=passes[-1][1], batch=2))
+    passes.append(await prune_title_words(app_pool, after=passes[-1][1], batch=2))
+
+    assert passes == [(4, tenants[1][0]), (2, tenants[2][0]), (0, None)]
+    for tenant, _ in tenants:
+        assert await _words(scratch, tenant) == set()
 
 
 async def test_a_misspelled_name_still_finds_its_live_title_after_a_prune(
@@ -81,7 +99,7 @@ async def test_a_misspelled_name_still_finds_its_live_title_after_a_prune(
     gone = await _poc(scratch, tenant, user, "Kafka stream")
     await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", gone)
 
-    assert await prune_title_words(app_pool) == 1  # "stream"
+    assert await prune_title_words(app_pool) == (1, tenant)  # "stream"
 
     async with tenant_tx(app_pool, tenant) as conn:
         page = await PostgresSearch().search(conn, tenant, PocQuery(name="kafla streem"))
@@ -114,7 +132,7 @@ async def test_a_prune_waits_for_a_title_being_written(
 
             await wait_until(queued_or_done)
             assert not prune.done(), "the prune did not wait for the writer"
-        assert await asyncio.wait_for(prune, 10) == 1  # "crossing"
+        assert await asyncio.wait_for(prune, 10) == (1, tenant)  # "crossing"
     finally:
         await writer.close()
 

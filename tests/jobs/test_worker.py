@@ -161,6 +161,7 @@ async def test_the_worker_prunes_title_words_of_deleted_pocs(
     async def pruned() -> bool:
         return "xylophone" not in (await owner_fetchrow(url, words, admin.tenant_id))[0]
 
+    # Every tenant of the suite's database is pruned, a batch of them per run.
     running = RunningWorker(settings.model_copy(update={"title_words_prune_interval": 0.1}))
     running.start()
     try:

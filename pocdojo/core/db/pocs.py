@@ -252,9 +252,11 @@ async def favorites_of(
     return entries, total
 
 
-async def title_word_tenants(conn: Any) -> list[UUID]:
-    """The tenants that have title words (for the pruner; migration 0011)."""
-    return [r[0] for r in await conn.fetch("SELECT * FROM app_title_word_tenants()")]
+async def title_word_tenants(conn: Any, after: UUID | None, limit: int) -> list[UUID]:
+    """Up to ``limit`` tenants that have title words, by id, after ``after`` (for the pruner;
+    migration 0011)."""
+    rows = await conn.fetch("SELECT * FROM app_title_word_tenants($1, $2)", after, limit)
+    return [r[0] for r in rows]
 
 
 async def prune_title_words(conn: Any) -> int:

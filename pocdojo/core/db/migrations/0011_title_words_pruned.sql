@@ -49,18 +49,21 @@ BEGIN
 END
 $$;
 
--- The worker's pruner looks across tenants for the ones that have words; it sees only their
--- ids, and prunes each under its own tenant's setting.
-CREATE FUNCTION app_title_word_tenants()
+-- The worker's pruner looks across tenants for the ones that have words, a batch at a time
+-- in the order of their ids (after: the last one of the previous batch, or NULL to start);
+-- it sees only their ids, and prunes each under its own tenant's setting.
+CREATE FUNCTION app_title_word_tenants(after uuid, max_count integer)
     RETURNS SETOF uuid
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = public, pg_temp
     AS $$
         SELECT t.id FROM tenants t
-        WHERE EXISTS (SELECT 1 FROM poc_title_words w WHERE w.tenant_id = t.id)
+        WHERE (after IS NULL OR t.id > after)
+          AND EXISTS (SELECT 1 FROM poc_title_words w WHERE w.tenant_id = t.id)
         ORDER BY t.id
+        LIMIT max_count
     $$;
-REVOKE ALL ON FUNCTION app_title_word_tenants() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app_title_word_tenants() TO pocdojo_app;
+REVOKE ALL ON FUNCTION app_title_word_tenants(uuid, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app_title_word_tenants(uuid, integer) TO pocdojo_app;
 
 GRANT DELETE ON poc_title_words TO pocdojo_app;
