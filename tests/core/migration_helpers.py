@@ -44,3 +44,30 @@ async def insert_tenant(conn: asyncpg.Connection, name: str = "T") -> tuple[uuid
         tenant,
     )
     return tenant, user
+
+
+async def insert_poc(
+    conn: asyncpg.Connection,
+    tenant: uuid.UUID,
+    user: uuid.UUID,
+    title: str,
+    status: str = "active",
+) -> uuid.UUID:
+    """A POC of ``tenant`` titled ``title``, inserted as the owner; returns its id."""
+    poc = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO pocs (id, tenant_id, user_id, title, description, language, tags, status) "
+        "VALUES ($1, $2, $3, $4, 'd', 'Go', '{x}', $5)",
+        poc,
+        tenant,
+        user,
+        title,
+        status,
+    )
+    return poc
+
+
+async def title_words(conn: asyncpg.Connection, tenant: uuid.UUID) -> set[str]:
+    """The tenant's title words (migration 0008), read as the owner."""
+    rows = await conn.fetch("SELECT word FROM poc_title_words WHERE tenant_id = $1", tenant)
+    return {r["word"] for r in rows}

@@ -4,7 +4,6 @@ holds, and never those of a title that is being written while it prunes."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -15,28 +14,14 @@ from pocdojo.core.search import PocQuery
 from pocdojo.core.search.postgres import PostgresSearch
 from pocdojo.jobs.worker import prune_title_words
 from tests.conftest import Engines
-from tests.core.migration_helpers import apply_migrations, insert_tenant, with_database
+from tests.core.migration_helpers import (
+    apply_migrations,
+    insert_poc,
+    insert_tenant,
+    title_words,
+    with_database,
+)
 from tests.helpers import wait_until
-
-
-async def _poc(
-    conn: asyncpg.Connection, tenant: uuid.UUID, user: uuid.UUID, title: str
-) -> uuid.UUID:
-    poc = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO pocs (id, tenant_id, user_id, title, description, language, tags) "
-        "VALUES ($1, $2, $3, $4, 'd', 'Go', '{x}')",
-        poc,
-        tenant,
-        user,
-        title,
-    )
-    return poc
-
-
-async def _words(conn: asyncpg.Connection, tenant: uuid.UUID) -> set[str]:
-    rows = await conn.fetch("SELECT word FROM poc_title_words WHERE tenant_id = $1", tenant)
-    return {r["word"] for r in rows}
 
 
 @pytest.fixture
@@ -55,21 +40,21 @@ async def test_words_no_live_title_holds_are_pruned_tenant_by_tenant(
     scratch: asyncpg.Connection, app_pool: asyncpg.Pool
 ) -> None:
     (a, a_user), (b, b_user) = await insert_tenant(scratch), await insert_tenant(scratch)
-    await _poc(scratch, a, a_user, "Kafka streams")
-    renamed = await _poc(scratch, a, a_user, "Kafka pipelines")
+    await insert_poc(scratch, a, a_user, "Kafka streams")
+    renamed = await insert_poc(scratch, a, a_user, "Kafka pipelines")
     await scratch.execute("UPDATE pocs SET title = 'Kafka connectors' WHERE id = $1", renamed)
-    gone = await _poc(scratch, a, a_user, "Forgotten prototype")
+    gone = await insert_poc(scratch, a, a_user, "Forgotten prototype")
     await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", gone)
-    only = await _poc(scratch, b, b_user, "Orphan wörds")
+    only = await insert_poc(scratch, b, b_user, "Orphan wörds")
     await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", only)
-    archived = await _poc(scratch, b, b_user, "Archived but live")
+    archived = await insert_poc(scratch, b, b_user, "Archived but live")
     await scratch.execute("UPDATE pocs SET status = 'archived' WHERE id = $1", archived)
-    assert "pipelines" in await _words(scratch, a)
+    assert "pipelines" in await title_words(scratch, a)
 
     assert await prune_title_words(app_pool) == (5, max(a, b))
 
-    assert await _words(scratch, a) == {"kafka", "streams", "connectors"}
-    assert await _words(scratch, b) == {"archived", "but", "live"}
+    assert await title_words(scratch, a) == {"kafka", "streams", "connectors"}
+    assert await title_words(scratch, b) == {"archived", "but", "live"}
     assert await prune_title_words(app_pool) == (0, max(a, b))
     assert await prune_title_words(app_pool, after=max(a, b)) == (0, None)
 
@@ -79,7 +64,7 @@ async def test_a_pass_goes_through_the_tenants_a_batch_at_a_time(
 ) -> None:
     tenants = sorted([await insert_tenant(scratch) for _ in range(3)])
     for tenant, user in tenants:
-        gone = await _poc(scratch, tenant, user, "Gone away")
+        gone = await insert_poc(scratch, tenant, user, "Gone away")
         await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", gone)
 
     passes = [await prune_title_words(app_pool, batch=2)]
@@ -88,15 +73,15 @@ async def test_a_pass_goes_through_the_tenants_a_batch_at_a_time(
 
     assert passes == [(4, tenants[1][0]), (2, tenants[2][0]), (0, None)]
     for tenant, _ in tenants:
-        assert await _words(scratch, tenant) == set()
+        assert await title_words(scratch, tenant) == set()
 
 
 async def test_a_misspelled_name_still_finds_its_live_title_after_a_prune(
     scratch: asyncpg.Connection, app_pool: asyncpg.Pool
 ) -> None:
     tenant, user = await insert_tenant(scratch)
-    await _poc(scratch, tenant, user, "Kafka streams")
-    gone = await _poc(scratch, tenant, user, "Kafka stream")
+    await insert_poc(scratch, tenant, user, "Kafka streams")
+    gone = await insert_poc(scratch, tenant, user, "Kafka stream")
     await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", gone)
 
     assert await prune_title_words(app_pool) == (1, tenant)  # "stream"
@@ -113,13 +98,13 @@ async def test_a_prune_waits_for_a_title_being_written(
     trigger adds nothing (the word is there), so a prune that read the titles before the new
     POC committed would leave that POC without its word; the prune waits for it instead."""
     tenant, user = await insert_tenant(scratch)
-    gone = await _poc(scratch, tenant, user, "Zebra crossing")
+    gone = await insert_poc(scratch, tenant, user, "Zebra crossing")
     await scratch.execute("UPDATE pocs SET status = 'deleted' WHERE id = $1", gone)
     name = await scratch.fetchval("SELECT current_database()")
     writer = await asyncpg.connect(with_database(engines.database_url, name))
     try:
         async with writer.transaction():
-            await _poc(writer, tenant, user, "Zebra")
+            await insert_poc(writer, tenant, user, "Zebra")
             prune = asyncio.create_task(prune_title_words(app_pool))
 
             async def queued_or_done() -> bool:
@@ -136,4 +121,4 @@ async def test_a_prune_waits_for_a_title_being_written(
     finally:
         await writer.close()
 
-    assert await _words(scratch, tenant) == {"zebra"}
+    assert await title_words(scratch, tenant) == {"zebra"}
