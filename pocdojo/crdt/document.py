@@ -1,8 +1,15 @@
 """Yjs documents of dojo sessions: building, merging, reading the code, and storing them.
 
 A session's document has a ``Y.Text`` named ``code`` (seeded from the session's initial code)
-and whatever else clients add. Stored form: one snapshot (the whole state up to an update
-sequence number) plus the update log after it; ``compact`` folds the log into the snapshot.
+and whatever else clients add. Stored form: one snapshot plus the update log not yet folded
+into it; ``compact`` folds the log into the snapshot.
+
+An update can arrive before one it depends on (a node died before storing the dependency,
+or it is still on its way). Yjs keeps such an update aside and integrates it when the
+dependency arrives, and ``Y.encodeStateAsUpdate`` still carries it, so whoever syncs from that
+document gets it too. pycrdt keeps it aside as well but leaves it out of ``get_update``;
+``Document`` puts it back, so that nothing a document was given is dropped by a sync answer, a
+compaction or a snapshot.
 """
 
 from __future__ import annotations
@@ -10,12 +17,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from pycrdt import Doc, Text
+from pycrdt import Decoder, Doc, Text, get_state, get_update, merge_updates
 
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
 
 CODE = "code"
+EMPTY_UPDATE = b"\x00\x00"
 
 
 def new_doc(initial_code: str = "") -> Doc[Any]:
@@ -32,18 +40,87 @@ def code_of(doc: Doc[Any]) -> str:
     return str(doc.get(CODE, type=Text))
 
 
-def doc_from(snapshot: bytes | None, updates: list[bytes]) -> Doc[Any]:
-    """A document holding a stored snapshot and the updates after it."""
-    doc: Doc[Any] = Doc()
-    doc.get(CODE, type=Text)
+def state_vector(state: bytes) -> dict[int, int]:
+    """An encoded state vector as ``{client: next clock}``."""
+    decoder = Decoder(state)
+    return {
+        decoder.read_var_uint(): decoder.read_var_uint() for _ in range(decoder.read_var_uint())
+    }
+
+
+def clients_of(update: bytes) -> set[int]:
+    """The clients whose items an update inserts."""
+    return set(state_vector(get_state(update)))
+
+
+def _waits(rest: bytes, state: bytes) -> bool:
+    """Whether ``rest`` (an update less what a document holds) holds anything the document
+    could not integrate: items (any left are past its state) or deletions of unknown items."""
+    decoder = Decoder(rest)
+    if decoder.read_var_uint():  # items
+        return True
+    ranges = decoder.read_var_uint()
+    if not ranges:
+        return False
+    known = state_vector(state)
+    for _ in range(ranges):
+        client = decoder.read_var_uint()
+        for _ in range(decoder.read_var_uint()):
+            clock, length = decoder.read_var_uint(), decoder.read_var_uint()
+            if clock + length > known.get(client, 0):
+                return True
+    return False
+
+
+class Document:
+    """A pycrdt document that, like Yjs, keeps and passes on what it cannot integrate yet.
+
+    Attributes:
+        doc: the pycrdt document.
+        held: one update merging every part of what was applied that waits for a dependency
+            (None when nothing waits).
+    """
+
+    def __init__(self, doc: Doc[Any] | None = None) -> None:
+        self.doc: Doc[Any] = doc if doc is not None else new_doc()
+        self.held: bytes | None = None
+
+    def apply(self, update: bytes) -> None:
+        """Integrate an update; what it brings that waits for a dependency is held."""
+        self.doc.apply_update(update)
+        state = self.doc.get_state()
+        rest = get_update(update, state)
+        waiting = rest if _waits(rest, state) else None
+        if self.held is not None:
+            # What was held may have been integrated along with this update.
+            held = get_update(self.held, state)
+            if _waits(held, state):
+                waiting = held if waiting is None else merge_updates(held, waiting)
+        self.held = waiting
+
+    def encode(self, state: bytes | None = None) -> bytes:
+        """The document as an update (what ``state`` lacks, if given), held parts included:
+        as Yjs's ``encodeStateAsUpdate``."""
+        update = self.doc.get_update(state) if state is not None else self.doc.get_update()
+        if self.held is None:
+            return update
+        return merge_updates(update, self.held)
+
+    def code(self) -> str:
+        return code_of(self.doc)
+
+
+def doc_from(snapshot: bytes | None, updates: list[bytes]) -> Document:
+    """A document holding a stored snapshot and the updates logged after it."""
+    document = Document(new_doc())
     if snapshot:
-        doc.apply_update(snapshot)
+        document.apply(snapshot)
     for update in updates:
-        doc.apply_update(update)
-    return doc
+        document.apply(update)
+    return document
 
 
-async def load(pool: Any, tenant_id: UUID, session_id: UUID) -> Doc[Any]:
+async def load(pool: Any, tenant_id: UUID, session_id: UUID) -> Document:
     """The stored document of a session."""
     async with tenant_tx(pool, tenant_id) as conn:
         stored = await dojos_db.load_doc(conn, session_id)
@@ -56,12 +133,13 @@ async def append(pool: Any, tenant_id: UUID, session_id: UUID, updates: list[byt
         await dojos_db.append_updates(conn, session_id, tenant_id, updates)
 
 
-async def compact(pool: Any, tenant_id: UUID, session_id: UUID, live: Doc[Any] | None) -> int:
+async def compact(pool: Any, tenant_id: UUID, session_id: UUID, live: Document | None) -> int:
     """Fold the update log into the snapshot; returns how many updates were folded.
 
     The new snapshot is the union of the stored snapshot, the logged updates and (if given)
-    a live in-memory document, so no update held by any of them is lost — whichever node
-    compacts, and even if its copy lags behind the log.
+    a live in-memory document, held parts included, so no update held by any of them is lost,
+    whichever node compacts. Exactly the rows read are deleted: a row another node commits
+    meanwhile stays in the log.
     """
     async with tenant_tx(pool, tenant_id) as conn:
         # One compaction per session at a time, across nodes.
@@ -71,8 +149,6 @@ async def compact(pool: Any, tenant_id: UUID, session_id: UUID, live: Doc[Any] |
             return 0
         merged = doc_from(stored.snapshot, stored.updates)
         if live is not None:
-            merged.apply_update(live.get_update())
-        await dojos_db.save_snapshot(
-            conn, session_id, tenant_id, merged.get_update(), stored.last_seq
-        )
+            merged.apply(live.encode())
+        await dojos_db.save_snapshot(conn, session_id, tenant_id, merged.encode(), stored.seqs)
         return len(stored.updates)

@@ -13,6 +13,12 @@ wrote to, so its cost follows the rooms other nodes are active in, not every roo
 Pub/sub loses messages across reconnects, so the doorbell is only a hint: the reader also
 sweeps every stream it holds once a ``SWEEP_INTERVAL`` (a slice at a time) and right after
 reconnecting, and the streams themselves lose nothing.
+
+A node that starts following a room reads its document updates (and the announcements of
+what was stored) from ``REPLAY_WINDOW`` seconds before the stream's last entry: an update a
+node accepted just before it died may not be in PostgreSQL yet, and the stream still has it.
+A Redis that restarted has lost its streams: the reader notices (its run id changed) and every
+room reloads from PostgreSQL and publishes its whole state, so no node misses what was lost.
 """
 
 from __future__ import annotations
@@ -38,17 +44,20 @@ _SWEEP_SLICES = 20
 _BLOCK_MS = 250
 _PUBLISH_WINDOW = 0.005
 _BATCH = 500
+REPLAY_WINDOW = 10.0
+# Entry kinds replayed from before a subscription: document updates and stored-announcements.
+_REPLAYED = (b"u", b"p")
 
-Handler = Callable[[bytes, bytes], Awaitable[None]]
+Handler = Callable[[bytes, bytes, bytes], Awaitable[None]]
 
 # Appends a batch of entries, one per key (ARGV: node, maxlen, doorbell channel, doorbell
-# message, then kind and data per key), then rings the doorbell: after the entries, so a
+# message, then kind, tag and data per key), then rings the doorbell: after the entries, so a
 # reader woken by it finds them. Scripts run whole, so no reader sees half a batch.
 _APPEND = """
 local node, maxlen = ARGV[1], ARGV[2]
 for i, key in ipairs(KEYS) do
-    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*',
-               'n', node, 'k', ARGV[3 + 2 * i], 'd', ARGV[4 + 2 * i])
+    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'n', node,
+               'k', ARGV[2 + 3 * i], 't', ARGV[3 + 3 * i], 'd', ARGV[4 + 3 * i])
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return #KEYS
@@ -62,6 +71,7 @@ def stream_key(room: str) -> str:
 @dataclass
 class _Subscription:
     last_id: str
+    replay_until: str  # entries up to here predate the subscription: only _REPLAYED kinds
     on_message: Handler
     on_gap: Callable[[], Awaitable[None]]
     on_reconnect: Callable[[], Awaitable[None]]
@@ -75,16 +85,19 @@ class Bus:
     redis: Redis
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _subs: dict[str, _Subscription] = field(default_factory=dict)
-    _outbox: asyncio.Queue[tuple[str, bytes, bytes]] = field(default_factory=asyncio.Queue)
+    _outbox: asyncio.Queue[tuple[str, bytes, bytes, bytes]] = field(default_factory=asyncio.Queue)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     healthy: bool = True
     _stopping: bool = False
     _append: Any = None
+    _run_id: str | None = None  # the Redis server's run id: it changes when Redis restarts
 
     def __post_init__(self) -> None:
         self._append = self.redis.register_script(_APPEND)
 
     async def start(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            self._run_id = await self._server_run_id()
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="bus-reader"),
             asyncio.create_task(self._publish_loop(), name="bus-publisher"),
@@ -101,33 +114,39 @@ class Bus:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._flush_outbox()
 
-    async def position(self, room: str) -> str:
-        """The id to read a room's stream from, taken before its state is loaded from the
-        database, so nothing published after the load is missed."""
+    async def position(self, room: str) -> tuple[str, str]:
+        """Where to read a room's stream from, taken before its state is loaded from the
+        database: ``REPLAY_WINDOW`` seconds before the last entry, and that last entry (up to
+        which only document updates and stored-announcements are delivered)."""
         try:
             entries = await self.redis.xrevrange(stream_key(room), count=1)
         except (RedisError, OSError) as exc:
             log.warning("bus unavailable; will read the stream from its start", error=str(exc))
-            return "0-0"
-        return entries[0][0].decode() if entries else "0-0"
+            return "0-0", "0-0"
+        if not entries:
+            return "0-0", "0-0"
+        last = entries[0][0].decode()
+        millis = int(last.split("-")[0]) - int(REPLAY_WINDOW * 1000)
+        return (f"{millis}-0" if millis > 0 else "0-0"), last
 
     def subscribe(
         self,
         room: str,
-        last_id: str,
+        position: tuple[str, str],
         on_message: Handler,
         on_gap: Callable[[], Awaitable[None]],
         on_reconnect: Callable[[], Awaitable[None]],
     ) -> None:
-        """Deliver every entry after ``last_id`` of the room's stream that others published."""
-        self._subs[room] = _Subscription(last_id, on_message, on_gap, on_reconnect)
+        """Deliver the room's stream entries others published, from ``position``."""
+        start, replay_until = position
+        self._subs[room] = _Subscription(start, replay_until, on_message, on_gap, on_reconnect)
 
     def unsubscribe(self, room: str) -> None:
         self._subs.pop(room, None)
 
-    def publish(self, room: str, kind: bytes, data: bytes) -> None:
+    def publish(self, room: str, kind: bytes, data: bytes, tag: bytes = b"") -> None:
         """Queue an entry for the room's stream (sent by the publisher task, in order)."""
-        self._outbox.put_nowait((room, kind, data))
+        self._outbox.put_nowait((room, kind, data, tag))
 
     async def _publish_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -152,23 +171,23 @@ class Bus:
         if batch:
             await self._send(batch)
 
-    async def _send(self, batch: list[tuple[str, bytes, bytes]]) -> None:
+    async def _send(self, batch: list[tuple[str, bytes, bytes, bytes]]) -> None:
         try:
             entries = _coalesce(batch)
-            rooms = dict.fromkeys(room for room, _, _ in entries)
+            rooms = dict.fromkeys(room for room, _, _, _ in entries)
             args: list[Any] = [
                 self.node_id,
                 STREAM_MAXLEN,
                 DOORBELL,
                 f"{self.node_id}|{','.join(rooms)}",
             ]
-            for _, kind, data in entries:
-                args += (kind, data)
+            for _, kind, data, tag in entries:
+                args += (kind, tag, data)
             # One command for the whole batch: one reply to parse instead of one per entry.
-            await self._append(keys=[stream_key(room) for room, _, _ in entries], args=args)
+            await self._append(keys=[stream_key(room) for room, _, _, _ in entries], args=args)
         except (RedisError, OSError) as exc:
             # Others miss these entries; the room republishes its whole state on reconnect.
-            for room, _, _ in batch:
+            for room, _, _, _ in batch:
                 if room in self._subs:
                     self._subs[room].missed_publish = True
             log.warning("bus publish failed", error=str(exc), entries=len(batch))
@@ -215,9 +234,13 @@ class Bus:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 if not self.healthy:
+                    try:
+                        await self._recover()
+                    except (RedisError, OSError):
+                        await asyncio.sleep(backoff)
+                        continue
                     self.healthy, backoff = True, 0.1
                     log.info("bus reconnected")
-                    await self._recover()
                 for key, entries in result:
                     room = key.decode().split(":")[1]
                     if len(entries) >= _BATCH:
@@ -254,13 +277,33 @@ class Bus:
             sub.last_id = entry_id.decode()
             if fields.get(b"n", b"").decode() == self.node_id:
                 continue
+            kind = fields[b"k"]
+            if kind not in _REPLAYED and not _later(sub.last_id, sub.replay_until):
+                continue  # from before we followed the room: chat, awareness, end
             try:
-                await sub.on_message(fields[b"k"], fields[b"d"])
+                await sub.on_message(kind, fields[b"d"], fields.get(b"t", b""))
             except Exception:
                 log.exception("bus message failed", room=room)
 
+    async def _server_run_id(self) -> str:
+        info = await self.redis.info("server")
+        return str(info.get("run_id", ""))
+
     async def _recover(self) -> None:
-        """After an outage: detect trimmed gaps and let rooms republish what others missed."""
+        """After an outage: detect trimmed gaps and let rooms republish what others missed.
+
+        A Redis that restarted lost every stream, and with them what other nodes published
+        and we had not read: every room reloads from PostgreSQL and publishes its whole state.
+        """
+        run_id = await self._server_run_id()
+        restarted, self._run_id = self._run_id is not None and run_id != self._run_id, run_id
+        if restarted:
+            log.warning("redis restarted; rooms reload and republish their state")
+            for room, sub in list(self._subs.items()):
+                sub.last_id = sub.replay_until = "0-0"
+                await _guarded(sub.on_gap, room)
+                await _guarded(sub.on_reconnect, room)
+            return
         for room, sub in list(self._subs.items()):
             try:
                 info = await self.redis.xinfo_stream(stream_key(room))
@@ -270,39 +313,52 @@ class Bus:
             deleted_id = deleted.decode() if isinstance(deleted, bytes) else str(deleted)
             if _later(deleted_id, sub.last_id):
                 # Entries we never read were trimmed away: reload from the database.
-                await sub.on_gap()
+                await _guarded(sub.on_gap, room)
             if sub.missed_publish:
                 sub.missed_publish = False
-                await sub.on_reconnect()
+                await _guarded(sub.on_reconnect, room)
 
 
-def _coalesce(batch: list[tuple[str, bytes, bytes]]) -> list[tuple[str, bytes, bytes]]:
+def _coalesce(
+    batch: list[tuple[str, bytes, bytes, bytes]],
+) -> list[tuple[str, bytes, bytes, bytes]]:
     """Merge each run of one room's document updates into one update (one stream entry).
 
-    Yjs updates merge losslessly; other entries keep their place between the runs.
+    Yjs updates merge losslessly; the merged entry carries the run's last tag (the highest
+    number its room gave them, so it counts as stored once that number is); other entries
+    keep their place between the runs.
     """
-    out: list[tuple[str, bytes, bytes]] = []
+    out: list[tuple[str, bytes, bytes, bytes]] = []
     run: list[bytes] = []
-    run_room = ""
+    run_room, run_tag = "", b""
 
     def close_run() -> None:
         if run:
-            out.append((run_room, b"u", run[0] if len(run) == 1 else merge_updates(*run)))
+            data = run[0] if len(run) == 1 else merge_updates(*run)
+            out.append((run_room, b"u", data, run_tag))
             run.clear()
 
-    for room, kind, data in batch:
+    for room, kind, data, tag in batch:
         if kind == b"u" and (not run or room == run_room):
-            run_room = room
+            run_room, run_tag = room, tag
             run.append(data)
             continue
         close_run()
         if kind == b"u":
-            run_room = room
+            run_room, run_tag = room, tag
             run.append(data)
         else:
-            out.append((room, kind, data))
+            out.append((room, kind, data, tag))
     close_run()
     return out
+
+
+async def _guarded(callback: Callable[[], Awaitable[None]], room: str) -> None:
+    """Run a room's recovery callback; its failure is the room's, not the reader's."""
+    try:
+        await callback()
+    except Exception:
+        log.exception("room recovery failed", room=room)
 
 
 async def _close_pubsub(pubsub: Any) -> None:

@@ -2,12 +2,14 @@
 
 The room speaks the y-websocket protocol with pycrdt's message functions. It is written here
 rather than on pycrdt-websocket's ``YRoom`` because a dojo needs what ``YRoom`` cannot give:
-which socket an update came from (observers are read-only; the origin node alone persists an
-update), updates from other nodes applied without being echoed back, per-socket limits with
-their own close codes, and awareness of those present sent to a late joiner at once.
+which socket an update came from (observers are read-only), updates from other nodes applied
+without being echoed back but kept until they are known stored, per-socket limits that slow a
+fast client down instead of cutting it off, and awareness of those present sent to a late
+joiner at once.
 
 Each socket has a bounded outgoing queue drained by its own writer task, so fanning an update
-out never waits on a slow client; a client that falls too far behind is closed (4408).
+out never waits on a slow client: a document socket that falls too far behind is caught up
+with the whole state; an events socket is closed with 4008, which clients retry.
 """
 
 from __future__ import annotations
@@ -25,22 +27,22 @@ import structlog
 from aiohttp import web
 from pycrdt import (
     Awareness,
-    Doc,
     Encoder,
     YMessageType,
     YSyncMessageType,
     create_awareness_message,
     create_sync_message,
     create_update_message,
+    merge_updates,
     read_message,
     write_message,
 )
 
 from pocdojo.crdt import document
+from pocdojo.crdt.document import EMPTY_UPDATE, Document
 
 log = structlog.get_logger(__name__)
 
-_EMPTY_UPDATE = b"\x00\x00"
 _SYNC_STEP2_PREFIX = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
 _QUERY_AWARENESS = 3
 
@@ -53,17 +55,21 @@ _RESYNC = _Resync()
 
 
 class CloseCode:
-    """WebSocket close codes of the dojo sockets (documented in docs/realtime.md)."""
+    """WebSocket close codes of the dojo sockets (documented in docs/realtime.md).
 
-    GOING_AWAY = 1001
+    The stock y-websocket client never reconnects after a code in 4400-4499, so those are
+    kept for what no reconnect can fix; transient conditions use codes it retries.
+    """
+
+    GOING_AWAY = 1001  # retried: the node is shutting down
+    TRY_AGAIN_LATER = 1013  # retried: the room could not be loaded (database unreachable)
+    SLOW_READER = 4008  # retried: an events socket fell too far behind reading
     MALFORMED = 4400
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
     NOT_FOUND = 4404
-    SLOW_CONSUMER = 4408
     ENDED = 4410
     TOO_LARGE = 4413
-    RATE_LIMITED = 4429
 
 
 class SocketClosed(Exception):
@@ -132,6 +138,9 @@ class Peer:
     transport: asyncio.Transport | None = None
     _held: list[bytes | str] | None = None
     _busy: bool = False  # the writer task is between taking a message and having sent it
+    # Updates received past the rate limit, applied as one once the bucket allows.
+    backlog: list[bytes] = field(default_factory=list)
+    backlog_bytes: int = 0
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.limits.queue_size)
@@ -167,7 +176,7 @@ class Peer:
         socket's queue fills (a burst faster than the client reads), the
         queued messages are dropped for one message holding the whole document state, which
         the client merges as any update: memory stays bounded and nothing is lost. An events
-        socket cannot be caught up that way, so it is closed (4408).
+        socket cannot be caught up that way, so it is closed with 4008 (clients reconnect).
         """
         if self.ws.closed:
             return 0
@@ -195,7 +204,7 @@ class Peer:
         except asyncio.QueueFull:
             if self.resync is None:
                 asyncio.get_running_loop().create_task(
-                    self.close(CloseCode.SLOW_CONSUMER, "client too slow to keep up")
+                    self.close(CloseCode.SLOW_READER, "client too slow to keep up")
                 )
                 return 0
             while not self._queue.empty():
@@ -236,14 +245,22 @@ class Peer:
 
     def take_update_token(self) -> bool:
         """Token bucket for updates per second."""
-        now = time.monotonic()
-        rate = self.limits.updates_per_second
-        self._tokens = min(self.limits.burst, self._tokens + (now - self._refilled) * rate)
-        self._refilled = now
+        self._refill()
         if self._tokens < 1:
             return False
         self._tokens -= 1
         return True
+
+    def token_wait(self) -> float:
+        """Seconds until the bucket holds a token (0 if it does)."""
+        self._refill()
+        return max(0.0, (1 - self._tokens) / self.limits.updates_per_second)
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        rate = self.limits.updates_per_second
+        self._tokens = min(self.limits.burst, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
 
     async def _write_loop(self) -> None:
         while True:
@@ -270,32 +287,92 @@ class Peer:
                 self.on_sent(len(message), time.perf_counter() - received_at)
 
 
+@dataclass(eq=False)
+class Remote:
+    """An update another node accepted, kept here until it is known to be stored.
+
+    ``origin`` names the room (on its node) that accepted it and ``seq`` numbers it there;
+    that room announces what it stored by these numbers. ``clients`` (computed when needed) are
+    the Yjs clients whose items it inserts.
+    """
+
+    origin: str
+    seq: int
+    update: bytes
+    arrived: float
+    clients: set[int] | None = None
+
+    def clients_of(self) -> set[int]:
+        if self.clients is None:
+            self.clients = document.clients_of(self.update)
+        return self.clients
+
+
+@dataclass
+class Writes:
+    """What one flush writes to the update log: remote updates due, then local ones."""
+
+    remote: list[Remote]
+    local: list[tuple[int, bytes]]
+    since: float | None
+
+    def rows(self) -> list[bytes]:
+        return [r.update for r in self.remote] + [update for _, update in self.local]
+
+    def markers(self, origin: str) -> list[bytes]:
+        """``origin:first:last`` for each run of stored updates, ours and others'."""
+        out = []
+        if self.local:
+            out.append(f"{origin}:{self.local[0][0]}:{self.local[-1][0]}".encode())
+        run: list[Remote] = []
+        for entry in [*self.remote, None]:
+            if run and (entry is None or entry.origin != run[-1].origin):
+                out.append(f"{run[0].origin}:{run[0].seq}:{run[-1].seq}".encode())
+                run = []
+            if entry is not None and entry.origin:
+                run.append(entry)
+        return out
+
+
 class Room:
-    """One session's live document on this node."""
+    """One session's live document on this node.
+
+    Durability: every update this room accepts from a socket is numbered, published for the
+    other nodes, and written by this room's next flush, which then announces the numbers it
+    stored. Updates from other nodes are kept (``remote``) until their room announces them
+    stored. If that does not come within a grace period (their node died), this room writes
+    them itself. It also writes them at once when it writes a local update of the same Yjs
+    client (a client that moved here from a node that died), so the log never holds a client's
+    later items without its earlier ones.
+    """
 
     def __init__(
         self,
         session_id: UUID,
         tenant_id: UUID,
-        doc: Doc[Any],
+        doc: Document,
         *,
-        publish: Callable[[bytes, bytes], None],
+        publish: Callable[[bytes, bytes, bytes], None],
         max_document_bytes: int,
     ) -> None:
         self.session_id = session_id
         self.tenant_id = tenant_id
-        self.doc = doc
-        self.awareness = Awareness(doc)
+        self.document = doc
+        self.doc = doc.doc
+        self.awareness = Awareness(self.doc)
         # A socket owns the awareness ids it introduced (as in the reference y-websocket
         # server): clients relay others' states too, and leaving must remove only their own.
         self.awareness.observe(self._claim_awareness)
         self.doc_peers: set[Peer] = set()
         self.event_peers: set[Peer] = set()
-        self.pending: list[bytes] = []
-        self.pending_since: float | None = None
+        self.origin = uuid.uuid4().hex[:12]
+        self.seq = 0
+        self.unsaved: list[tuple[int, bytes]] = []
+        self.unsaved_since: float | None = None
+        self.remote: list[Remote] = []
         self.updates_since_compaction = 0
         self.changed_since_history = False
-        self.size = len(doc.get_update())
+        self.size = len(self.doc.get_update())
         self.max_document_bytes = max_document_bytes
         self._publish = publish
         self.idle_task: asyncio.Task[None] | None = None
@@ -311,7 +388,7 @@ class Room:
     def attach(self, peer: Peer) -> None:
         """Start serving a document socket: our state vector, then who is here."""
         self.doc_peers.add(peer)
-        peer.resync = lambda: create_update_message(self.doc.get_update())
+        peer.resync = lambda: create_update_message(self.document.encode())
         peer.send(create_sync_message(self.doc))
         if self.awareness.states:
             ids = list(self.awareness.states)
@@ -327,10 +404,13 @@ class Room:
                 # The removal encodes each id with a null state; receivers drop them.
                 message = create_awareness_message(_removal(self.awareness, gone))
                 self._fan_out(message, exclude=None)
-                self._publish(b"a", message)
+                self._publish(b"a", message, b"")
 
     def receive(self, peer: Peer, message: bytes) -> None:
         """Handle one binary message from a document socket.
+
+        An update past the socket's rate is put in its backlog (``apply_backlog`` applies it
+        once the bucket allows); the socket's reader then reads no faster than that.
 
         Raises:
             SocketClosed: the message is malformed or breaks a limit.
@@ -364,15 +444,47 @@ class Room:
         sync_type, body = message[1], message[2:]
         if sync_type == YSyncMessageType.SYNC_STEP1:
             state = read_message(body)
-            peer.send(_SYNC_STEP2_PREFIX + write_message(self.doc.get_update(state)))
+            # Held updates go too, as Yjs answers: a client that synced before their
+            # dependency arrived would otherwise never receive them.
+            peer.send(_SYNC_STEP2_PREFIX + write_message(self.document.encode(state)))
             return
         if sync_type not in (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE):
             raise SocketClosed(CloseCode.MALFORMED, f"unknown sync message {sync_type}")
         update = read_message(body)
-        if peer.readonly or update == _EMPTY_UPDATE:
+        if peer.readonly or update == EMPTY_UPDATE:
             return  # observers' edits are dropped here and reach no one
-        if not peer.take_update_token():
-            raise SocketClosed(CloseCode.RATE_LIMITED, "too many updates per second")
+        if peer.backlog or not peer.take_update_token():
+            peer.backlog.append(update)
+            peer.backlog_bytes += len(update)
+            return
+        self._apply(peer, update, received_at)
+
+    def apply_backlog(self, peer: Peer) -> None:
+        """Apply a socket's backlog as one update (the caller took a token for it).
+
+        Raises:
+            SocketClosed: an update is malformed or the document would grow past its limit.
+        """
+        backlog, peer.backlog, peer.backlog_bytes = peer.backlog, [], 0
+        if not backlog:
+            return
+        received_at = time.perf_counter()
+        try:
+            merged = backlog[0] if len(backlog) == 1 else merge_updates(*backlog)
+        except ValueError:
+            merged = None  # one of them is malformed: apply them one by one to find it
+        try:
+            if merged is not None:
+                self._apply(peer, merged, received_at)
+                return
+            for update in backlog:
+                self._apply(peer, update, received_at)
+        except SocketClosed:
+            raise
+        except (ValueError, RuntimeError) as exc:
+            raise SocketClosed(CloseCode.MALFORMED, "malformed message") from exc
+
+    def _apply(self, peer: Peer, update: bytes, received_at: float) -> None:
         if self.size + len(update) > self.max_document_bytes:
             # ``size`` only adds up updates (deletions included), so it overestimates; measure
             # the real encoded size before refusing.
@@ -381,19 +493,24 @@ class Room:
                 raise SocketClosed(CloseCode.TOO_LARGE, "the document would exceed its size limit")
         # Every update is passed on, even one that adds nothing to the state vector: a
         # deletion changes only the delete set. Duplicates are harmless to every receiver.
-        self.doc.apply_update(update)
+        self.document.apply(update)
         self._accept(update, received_at, exclude=peer)
 
     def _accept(self, update: bytes, received_at: float, exclude: Peer | None) -> None:
         self.size += len(update)
         self.changed_since_history = True
         self._fan_out(create_update_message(update), exclude=exclude, received_at=received_at)
-        self._publish(b"u", update)
-        if not self.pending:
-            self.pending_since = time.monotonic()
-        self.pending.append(update)
+        self._log(update)
         if self.on_update is not None:
             self.on_update(len(update))
+
+    def _log(self, update: bytes) -> None:
+        """Number an update, publish it for the other nodes, and keep it for the next flush."""
+        self.seq += 1
+        self._publish(b"u", update, f"{self.origin}:{self.seq}".encode())
+        if not self.unsaved:
+            self.unsaved_since = time.monotonic()
+        self.unsaved.append((self.seq, update))
 
     def _claim_awareness(self, topic: str, change: tuple[dict[str, list[int]], Any]) -> None:
         ids, origin = change
@@ -405,7 +522,7 @@ class Room:
         payload = read_message(message[1:])
         self.awareness.apply_awareness_update(payload, origin=peer)
         self._fan_out(message, exclude=peer, received_at=received_at)
-        self._publish(b"a", message)
+        self._publish(b"a", message, b"")
 
     def _fan_out(
         self, message: bytes, *, exclude: Peer | None, received_at: float | None = None
@@ -422,12 +539,20 @@ class Room:
 
     # --- from other nodes ------------------------------------------------------------------
 
-    def apply_remote_update(self, update: bytes) -> None:
-        """An update another node accepted (and persists): apply and fan out, nothing more."""
-        self.doc.apply_update(update)
+    def apply_remote_update(self, update: bytes, tag: bytes) -> None:
+        """An update another node accepted: apply and fan out; keep it until it is stored."""
+        self.document.apply(update)
         self.size += len(update)
         self.changed_since_history = True
         self._fan_out(create_update_message(update), exclude=None)
+        origin, _, seq = tag.decode().partition(":")
+        self.remote.append(Remote(origin, int(seq or 0), update, time.monotonic()))
+
+    def stored(self, marker: bytes) -> None:
+        """Another node stored the updates ``origin:first:last``: forget our copies."""
+        origin, first, last = marker.decode().split(":")
+        low, high = int(first), int(last)
+        self.remote = [r for r in self.remote if not (r.origin == origin and low <= r.seq <= high)]
 
     def apply_remote_awareness(self, message: bytes) -> None:
         """Awareness relayed by another node."""
@@ -437,17 +562,53 @@ class Room:
     def merge_state(self, state: bytes) -> None:
         """Merge a whole document state (reload after a gap); new parts reach local sockets."""
         diff_base = self.doc.get_state()
-        self.doc.apply_update(state)
-        missing = self.doc.get_update(diff_base)
-        if missing != _EMPTY_UPDATE:
+        self.document.apply(state)
+        missing = self.document.encode(diff_base)
+        if missing != EMPTY_UPDATE:
             self.changed_since_history = True
             self._fan_out(create_update_message(missing), exclude=None)
 
+    def republish(self) -> None:
+        """Publish (and store) the whole state: other nodes missed what we published."""
+        self._log(self.document.encode())
+
     def full_state(self) -> bytes:
-        return self.doc.get_update()
+        return self.document.encode()
 
     def code(self) -> str:
-        return document.code_of(self.doc)
+        return self.document.code()
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def take_writes(self, now: float, grace: float) -> Writes:
+        """What the next flush writes: every local update, and the remote ones due.
+
+        A remote update is due once it waited ``grace`` seconds without being announced
+        stored, or when a local update of the same Yjs client is written now.
+        """
+        local, self.unsaved = self.unsaved, []
+        since, self.unsaved_since = self.unsaved_since, None
+        if not self.remote:
+            return Writes([], local, since)
+        clients: set[int] = set()
+        for _, update in local:
+            clients |= document.clients_of(update)
+        due, kept = [], []
+        for entry in self.remote:
+            if entry.arrived <= now - grace or (clients and entry.clients_of() & clients):
+                due.append(entry)
+                since = entry.arrived if since is None else min(since, entry.arrived)
+            else:
+                kept.append(entry)
+        self.remote = kept
+        return Writes(due, local, since)
+
+    def restore(self, writes: Writes) -> None:
+        """A flush failed: keep what it took, in order, for the next try."""
+        self.unsaved[:0] = writes.local
+        if writes.local:
+            self.unsaved_since = writes.since
+        self.remote[:0] = writes.remote
 
     # --- event sockets ---------------------------------------------------------------------
 
@@ -461,10 +622,6 @@ class Room:
         """Close every socket at once; none can hold up the others."""
         peers = list(self.doc_peers | self.event_peers)
         await asyncio.gather(*(peer.close(code, reason) for peer in peers))
-
-    def take_pending(self) -> list[bytes]:
-        taken, self.pending, self.pending_since = self.pending, [], None
-        return taken
 
 
 def _removal(awareness: Awareness, client_ids: list[int]) -> bytes:

@@ -2,9 +2,12 @@
 
 Durability: an update accepted from a socket here is applied, fanned out, published to the
 room's stream, and written to PostgreSQL by the next flush, at most ``persist_interval``
-seconds later (0.2 s by default): that is the longest an accepted update lives only in this
-node's memory. Even then it is not lost if the node dies: every client that received it (and
-every other node's copy of the room) holds it, and hands it back on reconnect or compaction.
+seconds later (0.2 s by default). Every node holding the room keeps the updates other nodes
+published until their node announces them stored; if it does not within ``store_grace``
+seconds (it died), the node writes them itself. So an update any node or stream holds
+reaches PostgreSQL within about ``store_grace + persist_interval`` seconds even when the node
+that accepted it died at once; one that only the dead node and its clients held comes back
+when those clients reconnect.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pocdojo.core.db import tenant_tx
 from pocdojo.core.periodic import Periodic
 from pocdojo.crdt import document
 from pocdojo.realtime.bus import Bus
-from pocdojo.realtime.room import CloseCode, Room
+from pocdojo.realtime.room import CloseCode, Room, Writes
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +45,12 @@ class RoomSettings:
     history_interval: float = 60.0
     idle_unload: float = 30.0
     max_document_bytes: int = 8 * 1024 * 1024
+
+    @property
+    def store_grace(self) -> float:
+        """How long an update from another node waits to be announced stored before this
+        node writes it: two of its node's flushes and the announcement's trip through Redis."""
+        return max(0.5, 2 * self.persist_interval + 0.1)
 
 
 class RoomMetrics:
@@ -65,6 +74,11 @@ class RoomMetrics:
             "pocdojo_fanout_latency_seconds",
             "From receiving a message to writing it to another socket",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=registry,
+        )
+        self.remote_stored = Counter(
+            "pocdojo_remote_updates_stored",
+            "Updates another node accepted that this node stored (their node did not in time)",
             registry=registry,
         )
         self.persist_lag = Histogram(
@@ -157,7 +171,7 @@ class Rooms:
             session_id,
             tenant_id,
             doc,
-            publish=lambda kind, data: self.bus.publish(room_key, kind, data),
+            publish=lambda kind, data, tag: self.bus.publish(room_key, kind, data, tag),
             max_document_bytes=self.settings.max_document_bytes,
         )
         room.on_update = lambda size: self.metrics.updates.inc()
@@ -166,7 +180,7 @@ class Rooms:
         self.bus.subscribe(
             room_key,
             position,
-            on_message=lambda kind, data: self._remote(room, kind, data),
+            on_message=lambda kind, data, tag: self._remote(room, kind, data, tag),
             on_gap=lambda: self._reload(room),
             on_reconnect=lambda: self._republish(room),
         )
@@ -207,7 +221,9 @@ class Rooms:
         self._closing[room.session_id] = done
         try:
             await self._persist(room)
-            await document.compact(self.pool, room.tenant_id, room.session_id, room.doc)
+            # The live document folded in: whatever this node holds that the log lacks
+            # (others' updates not yet announced stored) is stored now.
+            await document.compact(self.pool, room.tenant_id, room.session_id, room.document)
             await self._record_history(room, reason)
         finally:
             del self._closing[room.session_id]
@@ -227,11 +243,13 @@ class Rooms:
             await self.unload(room, reason="end")
         else:
             doc = await document.load(self.pool, tenant_id, session_id)
-            await self._history_row(tenant_id, session_id, document.code_of(doc), "end")
+            await self._history_row(tenant_id, session_id, doc.code(), "end")
 
-    async def _remote(self, room: Room, kind: bytes, data: bytes) -> None:
+    async def _remote(self, room: Room, kind: bytes, data: bytes, tag: bytes) -> None:
         if kind == b"u":
-            room.apply_remote_update(data)
+            room.apply_remote_update(data, tag)
+        elif kind == b"p":
+            room.stored(data)
         elif kind == b"a":
             room.apply_remote_awareness(data)
         elif kind == b"e":
@@ -242,11 +260,11 @@ class Rooms:
 
     async def _reload(self, room: Room) -> None:
         doc = await document.load(self.pool, room.tenant_id, room.session_id)
-        room.merge_state(doc.get_update())
+        room.merge_state(doc.encode())
 
     async def _republish(self, room: Room) -> None:
         """Others missed what we published during an outage: send them our whole state."""
-        self.bus.publish(str(room.session_id), b"u", room.full_state())
+        room.republish()
 
     async def _flush_all(self) -> None:
         """Persist every room's pending updates; compact and record history when due."""
@@ -265,18 +283,25 @@ class Rooms:
                     await self._record_history(room, "interval")
 
     async def _persist(self, room: Room) -> None:
-        if not room.pending:
+        """Write the room's local updates and the remote ones due; announce what was stored."""
+        if not room.unsaved and not room.remote:
             return
-        since = room.pending_since or time.monotonic()
-        updates = room.take_pending()
+        now = time.monotonic()
+        writes: Writes = room.take_writes(now, self.settings.store_grace)
+        rows = writes.rows()
+        if not rows:
+            return
         try:
-            await document.append(self.pool, room.tenant_id, room.session_id, updates)
+            await document.append(self.pool, room.tenant_id, room.session_id, rows)
         except BaseException:
-            room.pending[:0] = updates  # keep them, in order, for the next try
-            room.pending_since = since
+            room.restore(writes)  # kept, in order, for the next try
             raise
-        room.updates_since_compaction += len(updates)
-        self.metrics.persist_lag.observe(time.monotonic() - since)
+        for marker in writes.markers(room.origin):
+            self.bus.publish(str(room.session_id), b"p", marker)
+        room.updates_since_compaction += len(rows)
+        if writes.remote:
+            self.metrics.remote_stored.inc(len(writes.remote))
+        self.metrics.persist_lag.observe(time.monotonic() - (writes.since or now))
 
     async def _record_history(self, room: Room, reason: str) -> None:
         if room.changed_since_history or reason == "end":

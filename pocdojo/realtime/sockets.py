@@ -8,6 +8,8 @@ session does not allow the connection, so every client learns why. Close codes a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import asyncpg
 import structlog
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -148,7 +151,13 @@ async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketRe
         return ws
     rooms = request.app[rooms_key]
     claims = admitted.claims
-    room = await rooms.acquire(claims.session_id, claims.tenant_id)
+    try:
+        room = await rooms.acquire(claims.session_id, claims.tenant_id)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The database is unreachable: a transient condition, so a code clients retry.
+        log.warning("room could not be loaded", error=str(exc), socket=kind)
+        await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"room unavailable, retry")
+        return ws
     peer = Peer(ws, claims.user_id, admitted.username, admitted.role, _limits(request))
     peer.on_sent = rooms.metrics.sent
     peer.transport = request.transport
@@ -187,18 +196,46 @@ async def _serve(
 
 
 async def _doc_messages(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> None:
+    """Serve a document socket until it closes.
+
+    Updates past the socket's rate wait in its backlog: the socket is read on only until the
+    bucket has a token (then the backlog is applied as one merged update) or the backlog holds
+    ``WS_MAX_MESSAGE_BYTES``, after which it is not read at all until the token comes, so a
+    fast client is slowed by TCP backpressure, never cut off.
+    """
     room.attach(peer)
     limit = peer.limits.max_message_bytes
-    async for msg in peer.ws:
-        if msg.type == WSMsgType.BINARY:
-            rooms.metrics.bytes_in.inc(len(msg.data))
-            if len(msg.data) > limit:
-                raise SocketClosed(CloseCode.TOO_LARGE, f"message exceeds {limit} bytes")
-            room.receive(peer, msg.data)
-        elif msg.type == WSMsgType.TEXT:
-            raise SocketClosed(CloseCode.MALFORMED, "the document socket takes binary frames")
-        elif msg.type == WSMsgType.ERROR:
-            break
+    ws = peer.ws
+    try:
+        while True:
+            if peer.backlog:
+                wait = peer.token_wait()
+                if wait <= 0 and peer.take_update_token():
+                    room.apply_backlog(peer)
+                    continue
+                if peer.backlog_bytes >= limit:
+                    await asyncio.sleep(wait)
+                    continue
+                try:
+                    msg = await ws.receive(timeout=wait)
+                except TimeoutError:
+                    continue
+            else:
+                msg = await ws.receive()
+            if msg.type == WSMsgType.BINARY:
+                rooms.metrics.bytes_in.inc(len(msg.data))
+                if len(msg.data) > limit:
+                    raise SocketClosed(CloseCode.TOO_LARGE, f"message exceeds {limit} bytes")
+                room.receive(peer, msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                raise SocketClosed(CloseCode.MALFORMED, "the document socket takes binary frames")
+            else:  # closing, closed or an error: the socket is done
+                break
+    finally:
+        # What the client sent before it went is kept, as if it had been read in time.
+        if peer.backlog:
+            with contextlib.suppress(SocketClosed):
+                room.apply_backlog(peer)
 
 
 async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> None:
@@ -233,7 +270,9 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             now = time.monotonic()
             chat_times[:] = [t for t in chat_times if now - t < 60] + [now]
             if len(chat_times) > settings.ws_chat_per_minute:
-                raise SocketClosed(CloseCode.RATE_LIMITED, "too many chat messages")
+                chat_times.pop()  # a refused message does not count
+                peer.send(_error("rate_limited", "too many chat messages; wait a little"))
+                continue
             await _chat(request, rooms, room, peer, event.text)
         elif isinstance(event, SignalIn):
             _relay(rooms, room, peer, event)

@@ -231,7 +231,7 @@ async def create_session(ctx: Ctx, body: SessionCreate) -> SessionCreated:
         ctx.conn, session_id=session_id, tenant_id=me.tenant_id, user_id=me.user_id, role="host"
     )
     initial = document.new_doc(body.initial_code or "").get_update()
-    await dojos_db.save_snapshot(ctx.conn, session_id, me.tenant_id, initial, 0)
+    await dojos_db.save_snapshot(ctx.conn, session_id, me.tenant_id, initial, [])
     await audit.record(ctx.conn, ctx.actor(), "create", "dojo_session", session_id)
     doc_url, events_url = _urls(ctx, session_id)
     return SessionCreated(

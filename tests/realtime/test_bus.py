@@ -27,20 +27,20 @@ def _edits(count: int) -> tuple[list[bytes], str]:
 
 def test_runs_of_one_rooms_updates_become_one_entry_that_replays_the_same() -> None:
     updates, final = _edits(20)
-    batch = [("r1", b"u", u) for u in updates[:10]]
-    batch.append(("r1", b"a", b"awareness"))
-    batch += [("r1", b"u", u) for u in updates[10:]]
-    batch.append(("r2", b"e", b"{}"))
+    batch = [("r1", b"u", u, f"o:{i + 1}".encode()) for i, u in enumerate(updates[:10])]
+    batch.append(("r1", b"a", b"awareness", b""))
+    batch += [("r1", b"u", u, f"o:{i + 11}".encode()) for i, u in enumerate(updates[10:])]
+    batch.append(("r2", b"e", b"{}", b""))
     merged = _coalesce(batch)
-    assert [(room, kind) for room, kind, _ in merged] == [
-        ("r1", b"u"),
-        ("r1", b"a"),
-        ("r1", b"u"),
-        ("r2", b"e"),
+    assert [(room, kind, tag) for room, kind, _, tag in merged] == [
+        ("r1", b"u", b"o:10"),  # a merged run counts as stored once its last one is
+        ("r1", b"a", b""),
+        ("r1", b"u", f"o:{len(updates)}".encode()),
+        ("r2", b"e", b""),
     ]
     doc: Doc[Any] = Doc()
     text = doc.get("code", type=Text)
-    for _, kind, data in merged:
+    for _, kind, data, _ in merged:
         if kind == b"u":
             doc.apply_update(data)
     assert str(text) == final
@@ -49,8 +49,10 @@ def test_runs_of_one_rooms_updates_become_one_entry_that_replays_the_same() -> N
 def test_updates_of_different_rooms_are_not_mixed() -> None:
     one, _ = _edits(3)
     two, _ = _edits(2)
-    merged = _coalesce([("a", b"u", one[0]), ("b", b"u", two[0]), ("a", b"u", one[1])])
-    assert [room for room, _, _ in merged] == ["a", "b", "a"]
+    merged = _coalesce(
+        [("a", b"u", one[0], b""), ("b", b"u", two[0], b""), ("a", b"u", one[1], b"")]
+    )
+    assert [room for room, _, _, _ in merged] == ["a", "b", "a"]
     assert merged[1][2] == two[0]
 
 
@@ -60,7 +62,7 @@ async def test_entries_arrive_without_a_doorbell(engines: Engines) -> None:
     bus = Bus(redis)
     got: list[tuple[bytes, bytes]] = []
 
-    async def on_message(kind: bytes, data: bytes) -> None:
+    async def on_message(kind: bytes, data: bytes, tag: bytes) -> None:
         got.append((kind, data))
 
     async def nothing() -> None:

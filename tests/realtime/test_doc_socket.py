@@ -166,16 +166,30 @@ async def test_a_message_over_the_limit_closes_with_4413(
         assert await c.wait_closed() == CloseCode.TOO_LARGE
 
 
-async def test_too_many_updates_close_with_4429(make_client: MakeClient) -> None:
-    client = await make_client(ws_updates_per_second=5, ws_update_burst=5)
+async def test_updates_past_the_rate_are_slowed_and_merged_never_cut_off(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(ws_updates_per_second=20, ws_update_burst=5)
     admin = await signup(client)
     dojo = await create_dojo(client, admin)
+    assert client.app is not None
+    updates = client.app[rooms_key].metrics.updates
     async with aiohttp.ClientSession() as http:
-        c = await YClient.connect(http, dojo.doc(dojo.host_token))
-        await c.synced.wait()
-        for i in range(50):
-            c.text += str(i)
-        assert await c.wait_closed() == CloseCode.RATE_LIMITED
+        fast = await YClient.connect(http, dojo.doc(dojo.host_token))
+        other = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await fast.synced.wait()
+        before = updates._value.get()
+        for i in range(300):
+            fast.text += f"{i};"
+        expected = "".join(f"{i};" for i in range(300))
+        await other.wait_for(lambda: other.code == expected)
+        # Far fewer than 300 applied updates: past the burst, each holds what waited.
+        assert updates._value.get() - before < 100
+        assert not fast.ws.closed
+        fast.text += "still here"
+        await other.wait_for(lambda: other.code.endswith("still here"))
+        await fast.close()
+        await other.close()
 
 
 async def test_vanished_clients_leak_nothing(make_client: MakeClient) -> None:

@@ -366,7 +366,7 @@ async def test_two_js_clients_and_a_python_client_converge(
 
         async def persisted() -> str:
             doc = await document.load(pool, UUID(admin.tenant_id), UUID(dojo.session_id))
-            return document.code_of(doc)
+            return doc.code()
 
         deadline = time.monotonic() + DEADLINE
         while (code := await persisted()) != final and time.monotonic() < deadline:

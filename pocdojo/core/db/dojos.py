@@ -55,12 +55,15 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class StoredDoc:
-    """A document as stored: its snapshot and the updates logged after it."""
+    """A document as stored: its snapshot and the update log not yet folded into it.
+
+    ``seqs`` numbers the logged ``updates`` (in the same order), so that compaction deletes
+    exactly the rows it folded.
+    """
 
     snapshot: bytes | None
-    upto_seq: int
     updates: list[bytes]
-    last_seq: int
+    seqs: list[int]
 
 
 _COLUMNS = (
@@ -233,21 +236,21 @@ async def chat_page(
 
 
 async def load_doc(conn: Any, session_id: UUID) -> StoredDoc:
-    """The stored snapshot and every update logged after it."""
-    snap = await conn.fetchrow(
-        "SELECT upto_seq, state FROM dojo_snapshots WHERE session_id = $1", session_id
-    )
-    upto = snap["upto_seq"] if snap else 0
+    """The stored snapshot and every update still in the log.
+
+    Every row left in the log is one no snapshot holds: compaction deletes exactly the rows it
+    folds, in the transaction that stores the snapshot. Rows are numbered when inserted, not
+    when committed, so a row may commit after a compaction that folded rows numbered higher;
+    it stays in the log and is read here all the same.
+    """
+    snap = await conn.fetchrow("SELECT state FROM dojo_snapshots WHERE session_id = $1", session_id)
     rows = await conn.fetch(
-        "SELECT seq, data FROM dojo_updates WHERE session_id = $1 AND seq > $2 ORDER BY seq",
-        session_id,
-        upto,
+        "SELECT seq, data FROM dojo_updates WHERE session_id = $1 ORDER BY seq", session_id
     )
     return StoredDoc(
         snapshot=snap["state"] if snap else None,
-        upto_seq=upto,
         updates=[r["data"] for r in rows],
-        last_seq=rows[-1]["seq"] if rows else upto,
+        seqs=[r["seq"] for r in rows],
     )
 
 
@@ -267,23 +270,29 @@ async def append_updates(
 
 
 async def save_snapshot(
-    conn: Any, session_id: UUID, tenant_id: UUID, state: bytes, upto_seq: int
+    conn: Any, session_id: UUID, tenant_id: UUID, state: bytes, folded: list[int]
 ) -> None:
-    """Replace the snapshot with ``state`` (which includes every update up to ``upto_seq``)
-    and drop the updates it folds in."""
+    """Replace the snapshot with ``state`` and drop the logged updates it folds in (by seq).
+
+    ``upto_seq`` keeps the highest folded seq, for operators; loading does not use it.
+    """
     await conn.execute(
         """INSERT INTO dojo_snapshots (session_id, tenant_id, upto_seq, state)
            VALUES ($1, $2, $3, $4)
            ON CONFLICT (session_id) DO UPDATE
-           SET upto_seq = excluded.upto_seq, state = excluded.state, updated_at = now()""",
+           SET upto_seq = greatest(dojo_snapshots.upto_seq, excluded.upto_seq),
+               state = excluded.state, updated_at = now()""",
         session_id,
         tenant_id,
-        upto_seq,
+        max(folded, default=0),
         state,
     )
-    await conn.execute(
-        "DELETE FROM dojo_updates WHERE session_id = $1 AND seq <= $2", session_id, upto_seq
-    )
+    if folded:
+        await conn.execute(
+            "DELETE FROM dojo_updates WHERE session_id = $1 AND seq = ANY($2::bigint[])",
+            session_id,
+            folded,
+        )
 
 
 async def add_history(conn: Any, session_id: UUID, tenant_id: UUID, code: str, reason: str) -> None:
