@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from pycrdt import Decoder, Doc, Text, get_state, get_update, merge_updates
+from pycrdt import Decoder, Doc, Text, get_update, merge_updates
 
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
@@ -48,9 +48,12 @@ def state_vector(state: bytes) -> dict[int, int]:
     }
 
 
-def clients_of(update: bytes) -> set[int]:
-    """The clients whose items an update inserts."""
-    return set(state_vector(get_state(update)))
+def advanced(before: bytes, after: bytes) -> set[int]:
+    """The clients whose clock differs between two encoded state vectors."""
+    if before == after:
+        return set()
+    old, new = state_vector(before), state_vector(after)
+    return {client for client, clock in new.items() if old.get(client) != clock}
 
 
 def _waits(rest: bytes, state: bytes) -> bool:
@@ -85,8 +88,13 @@ class Document:
         self.doc: Doc[Any] = doc if doc is not None else new_doc()
         self.held: bytes | None = None
 
-    def apply(self, update: bytes) -> None:
-        """Integrate an update; what it brings that waits for a dependency is held."""
+    def apply(self, update: bytes, *, track: bool = False) -> set[int]:
+        """Integrate an update; what it brings that waits for a dependency is held.
+
+        Returns:
+            With ``track``, the clients whose items it added (an empty set otherwise).
+        """
+        before = self.doc.get_state() if track else b""
         self.doc.apply_update(update)
         state = self.doc.get_state()
         rest = get_update(update, state)
@@ -97,6 +105,7 @@ class Document:
             if _waits(held, state):
                 waiting = held if waiting is None else merge_updates(held, waiting)
         self.held = waiting
+        return advanced(before, state) if track else set()
 
     def encode(self, state: bytes | None = None) -> bytes:
         """The document as an update (what ``state`` lacks, if given), held parts included:

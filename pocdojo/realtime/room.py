@@ -38,7 +38,6 @@ from pycrdt import (
     write_message,
 )
 
-from pocdojo.crdt import document
 from pocdojo.crdt.document import EMPTY_UPDATE, Document
 
 log = structlog.get_logger(__name__)
@@ -292,20 +291,15 @@ class Remote:
     """An update another node accepted, kept here until it is known to be stored.
 
     ``origin`` names the room (on its node) that accepted it and ``seq`` numbers it there;
-    that room announces what it stored by these numbers. ``clients`` (computed when needed) are
-    the Yjs clients whose items it inserts.
+    that room announces what it stored by these numbers. ``clients`` are the Yjs clients whose
+    items it added here.
     """
 
     origin: str
     seq: int
     update: bytes
     arrived: float
-    clients: set[int] | None = None
-
-    def clients_of(self) -> set[int]:
-        if self.clients is None:
-            self.clients = document.clients_of(self.update)
-        return self.clients
+    clients: set[int]
 
 
 @dataclass
@@ -313,11 +307,11 @@ class Writes:
     """What one flush writes to the update log: remote updates due, then local ones."""
 
     remote: list[Remote]
-    local: list[tuple[int, bytes]]
+    local: list[tuple[int, bytes, set[int]]]
     since: float | None
 
     def rows(self) -> list[bytes]:
-        return [r.update for r in self.remote] + [update for _, update in self.local]
+        return [r.update for r in self.remote] + [update for _, update, _ in self.local]
 
     def markers(self, origin: str) -> list[bytes]:
         """``origin:first:last`` for each run of stored updates, ours and others'."""
@@ -367,7 +361,8 @@ class Room:
         self.event_peers: set[Peer] = set()
         self.origin = uuid.uuid4().hex[:12]
         self.seq = 0
-        self.unsaved: list[tuple[int, bytes]] = []
+        # (seq, update, the clients whose items it added, tracked while others' are kept)
+        self.unsaved: list[tuple[int, bytes, set[int]]] = []
         self.unsaved_since: float | None = None
         self.remote: list[Remote] = []
         self.updates_since_compaction = 0
@@ -493,24 +488,21 @@ class Room:
                 raise SocketClosed(CloseCode.TOO_LARGE, "the document would exceed its size limit")
         # Every update is passed on, even one that adds nothing to the state vector: a
         # deletion changes only the delete set. Duplicates are harmless to every receiver.
-        self.document.apply(update)
-        self._accept(update, received_at, exclude=peer)
-
-    def _accept(self, update: bytes, received_at: float, exclude: Peer | None) -> None:
+        clients = self.document.apply(update, track=bool(self.remote))
         self.size += len(update)
         self.changed_since_history = True
-        self._fan_out(create_update_message(update), exclude=exclude, received_at=received_at)
-        self._log(update)
+        self._fan_out(create_update_message(update), exclude=peer, received_at=received_at)
+        self._log(update, clients)
         if self.on_update is not None:
             self.on_update(len(update))
 
-    def _log(self, update: bytes) -> None:
+    def _log(self, update: bytes, clients: set[int]) -> None:
         """Number an update, publish it for the other nodes, and keep it for the next flush."""
         self.seq += 1
         self._publish(b"u", update, f"{self.origin}:{self.seq}".encode())
         if not self.unsaved:
             self.unsaved_since = time.monotonic()
-        self.unsaved.append((self.seq, update))
+        self.unsaved.append((self.seq, update, clients))
 
     def _claim_awareness(self, topic: str, change: tuple[dict[str, list[int]], Any]) -> None:
         ids, origin = change
@@ -541,12 +533,12 @@ class Room:
 
     def apply_remote_update(self, update: bytes, tag: bytes) -> None:
         """An update another node accepted: apply and fan out; keep it until it is stored."""
-        self.document.apply(update)
+        clients = self.document.apply(update, track=True)
         self.size += len(update)
         self.changed_since_history = True
         self._fan_out(create_update_message(update), exclude=None)
         origin, _, seq = tag.decode().partition(":")
-        self.remote.append(Remote(origin, int(seq or 0), update, time.monotonic()))
+        self.remote.append(Remote(origin, int(seq or 0), update, time.monotonic(), clients))
 
     def stored(self, marker: bytes) -> None:
         """Another node stored the updates ``origin:first:last``: forget our copies."""
@@ -570,7 +562,7 @@ class Room:
 
     def republish(self) -> None:
         """Publish (and store) the whole state: other nodes missed what we published."""
-        self._log(self.document.encode())
+        self._log(self.document.encode(), set())
 
     def full_state(self) -> bytes:
         return self.document.encode()
@@ -591,11 +583,11 @@ class Room:
         if not self.remote:
             return Writes([], local, since)
         clients: set[int] = set()
-        for _, update in local:
-            clients |= document.clients_of(update)
+        for _, _, added in local:
+            clients |= added
         due, kept = [], []
         for entry in self.remote:
-            if entry.arrived <= now - grace or (clients and entry.clients_of() & clients):
+            if entry.arrived <= now - grace or entry.clients & clients:
                 due.append(entry)
                 since = entry.arrived if since is None else min(since, entry.arrived)
             else:

@@ -1,0 +1,203 @@
+"""Every accepted update reaches PostgreSQL even when the node that accepted it never writes
+it (it died), and no client is left behind by an update that waits for a dependency.
+
+Nodes are apps in this process on the shared PostgreSQL and Redis. A node that "died" is one
+whose flush never runs (a persistence interval of an hour): what it accepted is in its memory,
+in the room's stream and in its clients, never in PostgreSQL by its own hand, as with a node
+killed inside the interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+from pycrdt import Doc, Text, create_update_message
+
+from pocdojo.core import appkeys
+from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import tenant_tx
+from pocdojo.crdt import document
+from pocdojo.realtime.rooms import Rooms, RoomSettings
+from pocdojo.realtime.sockets import rooms_key
+from tests.dojo_helpers import Dojo, create_dojo, join
+from tests.helpers import register, signup, wait_until
+from tests.yclient import YClient
+
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
+
+DEAD = {"dojo_persist_interval": 3600.0, "dojo_idle_unload": 3600.0}
+# An update another node accepted is stored within the grace, plus a flush, plus the write.
+WITHIN = RoomSettings().store_grace + RoomSettings().persist_interval + 1.0
+
+
+def _on(client: Client, url: str) -> str:
+    """The same socket URL on another in-process node."""
+    return f"ws://{client.host}:{client.port}/v1/{url.split('/v1/', 1)[1]}"
+
+
+def _rooms(client: Client) -> Rooms:
+    assert client.app is not None
+    rooms: Rooms = client.app[rooms_key]
+    return rooms
+
+
+async def _stored_rows(client: Client, tenant: str, dojo: Dojo) -> dojos_db.StoredDoc:
+    assert client.app is not None
+    async with tenant_tx(client.app[appkeys.db_pool_key], UUID(tenant)) as conn:
+        return await dojos_db.load_doc(conn, UUID(dojo.session_id))
+
+
+async def _stored_code(client: Client, tenant: str, dojo: Dojo) -> str:
+    stored = await _stored_rows(client, tenant, dojo)
+    return document.doc_from(stored.snapshot, stored.updates).code()
+
+
+async def test_what_a_dead_node_accepted_is_stored_by_a_node_that_holds_it(
+    make_client: MakeClient,
+) -> None:
+    dead = await make_client(**DEAD)
+    alive = await make_client()
+    host = await signup(alive)
+    dojo = await create_dojo(alive, host, initialCode="base;")
+    guest = await join(alive, dojo, await register(alive, host))
+    async with aiohttp.ClientSession() as http:
+        writer = await YClient.connect(http, _on(dead, dojo.doc(dojo.host_token)))
+        listener = await YClient.connect(http, _on(alive, dojo.doc(guest)))
+        await writer.wait_for(lambda: writer.code == "base;")
+        for i in range(10):
+            writer.text += f"w{i};"
+        expected = "base;" + "".join(f"w{i};" for i in range(10))
+        await listener.wait_for(lambda: listener.code == expected)
+
+        async def stored() -> bool:
+            return await _stored_code(alive, host.tenant_id, dojo) == expected
+
+        await wait_until(stored, within=WITHIN)
+        assert _rooms(alive).metrics.remote_stored._value.get() > 0
+        await writer.close()
+        await listener.close()
+
+
+async def test_a_live_node_announces_what_it_stored_so_others_do_not_write_it_again(
+    make_client: MakeClient,
+) -> None:
+    one = await make_client()
+    two = await make_client()
+    host = await signup(one)
+    dojo = await create_dojo(one, host, initialCode="")
+    guest = await join(one, dojo, await register(one, host))
+    async with aiohttp.ClientSession() as http:
+        writer = await YClient.connect(http, _on(one, dojo.doc(dojo.host_token)))
+        listener = await YClient.connect(http, _on(two, dojo.doc(guest)))
+        await writer.synced.wait()
+        await listener.synced.wait()
+        for i in range(20):
+            writer.text += f"{i};"
+        expected = "".join(f"{i};" for i in range(20))
+        await listener.wait_for(lambda: listener.code == expected)
+        room = _rooms(two).rooms[UUID(dojo.session_id)]
+        # The announcements arrive and the listener's node forgets its copies, unwritten.
+        await wait_until(lambda: not room.remote, within=WITHIN)
+        assert _rooms(two).metrics.remote_stored._value.get() == 0
+        await writer.close()
+        await listener.close()
+
+
+async def test_a_client_that_moves_from_a_dead_node_never_leaves_a_gap_in_the_log(
+    make_client: MakeClient,
+) -> None:
+    dead = await make_client(**DEAD)
+    alive = await make_client()
+    host = await signup(alive)
+    dojo = await create_dojo(alive, host, initialCode="")
+    guest = await join(alive, dojo, await register(alive, host))
+    async with aiohttp.ClientSession() as http:
+        mover = await YClient.connect(http, _on(dead, dojo.doc(dojo.host_token)))
+        listener = await YClient.connect(http, _on(alive, dojo.doc(guest)))
+        await mover.synced.wait()
+        mover.text += "on the dead node;"
+        await listener.wait_for(lambda: listener.code == "on the dead node;")
+        # The client's node dies; it reconnects to the live node and types on.
+        await mover.reconnect(http, _on(alive, dojo.doc(dojo.host_token)))
+        await mover.synced.wait()
+        mover.text += "after the move;"
+        # From the moment its new edit is stored, the log holds the old one too: the same
+        # client's later items are never stored without its earlier ones.
+        async with asyncio.timeout(WITHIN):
+            while True:
+                stored = await _stored_rows(alive, host.tenant_id, dojo)
+                if any(b"after the move;" in update for update in stored.updates):
+                    break
+        doc = document.doc_from(stored.snapshot, stored.updates)
+        assert doc.held is None
+        assert doc.code() == "on the dead node;after the move;"
+        await mover.close()
+        await listener.close()
+
+
+async def test_a_node_that_loads_the_room_later_gets_what_a_dead_node_published(
+    make_client: MakeClient,
+) -> None:
+    dead = await make_client(**DEAD)
+    late = await make_client()
+    host = await signup(late)
+    dojo = await create_dojo(late, host, initialCode="")
+    guest = await join(late, dojo, await register(late, host))
+    async with aiohttp.ClientSession() as http:
+        writer = await YClient.connect(http, _on(dead, dojo.doc(dojo.host_token)))
+        await writer.synced.wait()
+        writer.text += "only in the stream;"
+        # Published, not stored: the dead node never flushes.
+        bus = _rooms(dead).bus
+        await wait_until(lambda: bus._outbox.empty())
+        assert await _stored_code(late, host.tenant_id, dojo) == ""
+        # The room loads on another node from PostgreSQL, which lacks it; the stream has it.
+        joiner = await YClient.connect(http, _on(late, dojo.doc(guest)))
+        await joiner.wait_for(lambda: joiner.code == "only in the stream;")
+
+        async def stored() -> bool:
+            return await _stored_code(late, host.tenant_id, dojo) == "only in the stream;"
+
+        await wait_until(stored, within=WITHIN)
+        await writer.close()
+        await joiner.close()
+
+
+def _typed(*pieces: str) -> list[bytes]:
+    doc: Doc[Any] = Doc()
+    text = doc.get(document.CODE, type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    for piece in pieces:
+        text += piece
+    return updates
+
+
+async def test_a_client_that_synced_before_a_dependency_arrived_still_gets_what_waited(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    host = await signup(client)
+    dojo = await create_dojo(client, host, initialCode="")
+    u1, u2, u3 = _typed("aaa", "bbb", "ccc")
+    async with aiohttp.ClientSession() as http:
+        sender = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await sender.synced.wait()
+        await sender.ws.send_bytes(create_update_message(u1))
+        await sender.ws.send_bytes(create_update_message(u3))  # waits for u2
+        room = _rooms(client).rooms[UUID(dojo.session_id)]
+        await wait_until(lambda: room.document.held is not None)
+        # A client syncing now is answered with u3 too, as a Yjs server answers.
+        late = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await late.wait_for(lambda: late.code == "aaa")
+        await sender.ws.send_bytes(create_update_message(u2))
+        await late.wait_for(lambda: late.code == "aaabbbccc")
+        assert room.document.held is None
+        await sender.close()
+        await late.close()
