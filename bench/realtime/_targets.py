@@ -314,8 +314,6 @@ def pocdojo_env(urls: EngineUrls, data_dir: Path, **extra: str) -> dict[str, str
         SIGNUP_LIMIT_IP="1000000",
         LOGIN_FAIL_LIMIT_IP="1000000",
         LOGIN_FAIL_LIMIT_ACCOUNT="1000000",
-        WS_UPDATES_PER_SECOND="1000000000",
-        WS_UPDATE_BURST="1000000000",
     )
     if urls.app:
         env["DATABASE_APP_URL"] = urls.app
