@@ -98,7 +98,7 @@ class Document:
         self.doc.apply_update(update)
         state = self.doc.get_state()
         rest = get_update(update, state)
-        waiting = rest if _waits(rest, state) else None
+        waiting = rest if rest != EMPTY_UPDATE and _waits(rest, state) else None
         if self.held is not None:
             # What was held may have been integrated along with this update.
             held = get_update(self.held, state)
