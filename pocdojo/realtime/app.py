@@ -190,6 +190,14 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await bus.stop()
 
 
+async def _going_away(app: web.Application) -> None:
+    """On shutdown, before aiohttp waits for open connections: close every dojo socket with
+    1001, so clients reconnect (to another node) at once; rooms are stored at cleanup."""
+    rooms = app.get(sockets.rooms_key)
+    if rooms is not None:
+        await rooms.close_sockets()
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the application; engines are connected on startup, not here.
 
@@ -212,6 +220,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_gc_tuning)
     if settings.worker:
         app.cleanup_ctx.append(_worker)
+    app.on_shutdown.append(_going_away)
     for group in ROUTES:
         group.install(app)
     operations = [op for group in ROUTES for op in group.operations]

@@ -24,7 +24,7 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from aiohttp import web
+from aiohttp import WSMessage, web
 from pycrdt import (
     Awareness,
     Encoder,
@@ -140,6 +140,11 @@ class Peer:
     # Updates received past the rate limit, applied as one once the bucket allows.
     backlog: list[bytes] = field(default_factory=list)
     backlog_bytes: int = 0
+    # The task reading the socket; a close asked by another task is done by that one.
+    reader: asyncio.Task[Any] | None = None
+    close_request: tuple[int, str] | None = None
+    _receiving: bool = False
+    _done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.limits.queue_size)
@@ -153,6 +158,7 @@ class Peer:
         self._writer = asyncio.create_task(self._write_loop(), name=f"peer-{self.peer_id}")
 
     async def stop(self) -> None:
+        self._done.set()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -223,14 +229,55 @@ class Peer:
             if not skip(message):
                 self.send(message)
 
+    async def receive(self, within: float | None = None) -> WSMessage | None:
+        """The next message (the reader task's only way to read); None once a close was asked.
+
+        Raises:
+            TimeoutError: nothing came ``within`` that many seconds.
+        """
+        if self.close_request is not None:
+            return None
+        self._receiving = True
+        try:
+            return await self.ws.receive(within)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.close_request is not None and task is not None and task.uncancel() == 0:
+                return None  # woken by ``close`` from another task
+            raise
+        finally:
+            self._receiving = False
+
     async def close(self, code: int, reason: str, *, drain: bool = False) -> None:
         """Close the socket, after sending what is queued if ``drain`` (up to a second).
 
-        A client that stopped reading cannot hold the close up: after two seconds the
+        Asked from another task, the close is left to the reader task, woken for it: aiohttp
+        waits for the client's close frame only when the task that reads closes, and closing
+        with the client's last messages unread would reset the connection, losing our close
+        frame. A client that stopped reading cannot hold the close up: after a few seconds the
         connection is dropped.
         """
         if self.ws.closed:
             return
+        reader = self.reader
+        if reader is not None and not reader.done() and reader is not asyncio.current_task():
+            if self.close_request is None:
+                self.close_request = (code, reason)
+                if self._receiving:
+                    reader.cancel()
+            try:
+                async with asyncio.timeout(3.0):
+                    await self._done.wait()
+            except TimeoutError:
+                if self.transport is not None:
+                    self.transport.abort()
+            return
+        try:
+            await self._close(code, reason, drain=drain)
+        finally:
+            self._done.set()
+
+    async def _close(self, code: int, reason: str, *, drain: bool) -> None:
         if drain and self._writer is not None and not self._writer.done():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):

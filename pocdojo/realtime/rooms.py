@@ -134,6 +134,15 @@ class Rooms:
         if self._unloading:
             await asyncio.gather(*self._unloading, return_exceptions=True)
 
+    async def close_sockets(self) -> None:
+        """Close every socket of every room with 1001 (the node is going away)."""
+        await asyncio.gather(
+            *(
+                room.close_all(CloseCode.GOING_AWAY, "server shutting down")
+                for room in self.rooms.values()
+            )
+        )
+
     async def acquire(self, session_id: UUID, tenant_id: UUID) -> Room:
         """The loaded room, loading it if needed; concurrent callers share one load."""
         room = self.rooms.get(session_id)

@@ -37,6 +37,15 @@ rooms_key = web.AppKey("rooms", Rooms)
 routes = Routes(tag="dojos")
 
 _HEARTBEAT = 15.0
+# Messages that end a socket's reading: the close handshake, a closed socket, an error.
+_FINAL = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+# What asyncpg raises while PostgreSQL is down or restarting.
+_DATABASE_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
+    asyncpg.InterfaceError,  # the connection went away
+)
 
 
 class _Message(BaseModel):
@@ -146,14 +155,14 @@ async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketRe
     """Upgrade, admit (or close with the reason), and serve the socket until it ends."""
     ws = _socket(request)
     await ws.prepare(request)
-    admitted = await _admit(request, ws)
-    if admitted is None:
-        return ws
     rooms = request.app[rooms_key]
-    claims = admitted.claims
     try:
+        admitted = await _admit(request, ws)
+        if admitted is None:
+            return ws
+        claims = admitted.claims
         room = await rooms.acquire(claims.session_id, claims.tenant_id)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except _DATABASE_DOWN as exc:
         # The database is unreachable: a transient condition, so a code clients retry.
         log.warning("room could not be loaded", error=str(exc), socket=kind)
         await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"room unavailable, retry")
@@ -177,12 +186,18 @@ async def _serve(
     gauge = rooms.metrics.connections.labels(kind)
     gauge.inc()
     peer.start()
+    peer.reader = asyncio.current_task()
     try:
         await rooms.mark_online(room.session_id, member)
         await handle(request, rooms, room, peer)
+        if peer.close_request is not None:  # asked by another task (a shutdown, an end)
+            await peer.close(*peer.close_request)
     except SocketClosed as exc:
         log.info("socket closed by limit", code=exc.code, reason=exc.reason, socket=kind)
         await peer.close(exc.code, exc.reason, drain=True)
+    except _DATABASE_DOWN as exc:
+        log.warning("database unreachable; socket closed for a retry", error=str(exc))
+        await peer.close(CloseCode.TRY_AGAIN_LATER, "database unavailable, retry")
     finally:
         if kind == "doc":
             room.detach(peer)
@@ -205,7 +220,6 @@ async def _doc_messages(request: web.Request, rooms: Rooms, room: Room, peer: Pe
     """
     room.attach(peer)
     limit = peer.limits.max_message_bytes
-    ws = peer.ws
     try:
         while True:
             if peer.backlog:
@@ -217,11 +231,13 @@ async def _doc_messages(request: web.Request, rooms: Rooms, room: Room, peer: Pe
                     await asyncio.sleep(wait)
                     continue
                 try:
-                    msg = await ws.receive(timeout=wait)
+                    msg = await peer.receive(within=wait)
                 except TimeoutError:
                     continue
             else:
-                msg = await ws.receive()
+                msg = await peer.receive()
+            if msg is None:
+                break
             if msg.type == WSMsgType.BINARY:
                 rooms.metrics.bytes_in.inc(len(msg.data))
                 if len(msg.data) > limit:
@@ -248,8 +264,8 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
     peer.release(lambda message: _chat_id(message) in backlog_ids)
     await _presence(rooms, room, peer, "joined")
     chat_times: list[float] = []
-    async for msg in peer.ws:
-        if msg.type == WSMsgType.ERROR:
+    while (msg := await peer.receive()) is not None:
+        if msg.type in _FINAL:
             break
         if msg.type != WSMsgType.TEXT:
             raise SocketClosed(CloseCode.MALFORMED, "the events socket takes JSON text frames")
@@ -273,7 +289,10 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
                 chat_times.pop()  # a refused message does not count
                 peer.send(_error("rate_limited", "too many chat messages; wait a little"))
                 continue
-            await _chat(request, rooms, room, peer, event.text)
+            try:
+                await _chat(request, rooms, room, peer, event.text)
+            except _DATABASE_DOWN:
+                peer.send(_error("unavailable", "chat could not be stored; send it again"))
         elif isinstance(event, SignalIn):
             _relay(rooms, room, peer, event)
         elif isinstance(event, RecordingIn):

@@ -1,6 +1,6 @@
 'use strict'
 // A stock Yjs client (yjs + y-websocket's WebsocketProvider) driven over stdin/stdout, one JSON
-// object per line, by tests/realtime/test_js_interop.py.
+// object per line, by the realtime tests (tests/realtime/jsclient.py).
 //
 //   node yclient.js '{"serverUrl": "ws://…/v1/dojos/sessions/<id>", "room": "doc", "token": "…"}'
 //
@@ -9,6 +9,11 @@
 //   {"cmd": "delete", "index": i, "length": n}
 //   {"cmd": "insertLine", "line": k, "text": s} at the start of line k (past the end: append)
 //   {"cmd": "deleteText", "text": s, "missingOk"?: bool}  the first occurrence of s
+//   {"cmd": "type", "text": s, "index"?: i}    s one character per transaction, in a tight loop
+//                                              (as fast as the client can), at i (default: end)
+//   {"cmd": "sendRaw", "hex": h} / {"cmd": "sendRaw", "string": s}
+//                                              a frame the provider would never send, on
+//                                              provider.ws: binary from hex, or a text frame
 //   {"cmd": "get"}
 //   {"cmd": "awareness", "state": {...} | null}
 //   {"cmd": "disconnect"} / {"cmd": "connect"}   provider.disconnect() / provider.connect()
@@ -93,6 +98,18 @@ const commands = {
     if (index < 0 && missingOk) return
     if (index < 0) throw new Error('not found: ' + JSON.stringify(text))
     code.delete(index, text.length)
+  },
+  type ({ text, index }) {
+    let at = index === undefined ? code.length : index
+    for (const char of text) { // code points: a surrogate pair is one keystroke
+      code.insert(at, char)
+      at += char.length
+    }
+  },
+  sendRaw ({ hex, string }) {
+    const ws = provider.ws
+    if (!ws || ws.readyState !== WebSocket.OPEN) throw new Error('not connected')
+    ws.send(string !== undefined ? string : Buffer.from(hex, 'hex'))
   },
   get () {},
   awareness ({ state }) { provider.awareness.setLocalState(state) },

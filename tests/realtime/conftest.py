@@ -1,4 +1,5 @@
-"""Fixtures of the realtime tests: the npm packages of the JavaScript Yjs clients."""
+"""Fixtures of the realtime tests: the npm packages of the JavaScript Yjs clients, and the
+clients themselves."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import fcntl
 import hashlib
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from tests.dojo_helpers import Dojo
+from tests.realtime.jsclient import JsClient, JsFactory, server_url_of
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 _STAMP = ".pocdojo-lock-sha256"
@@ -53,3 +58,22 @@ def js_dir() -> Path:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return JS_DIR
+
+
+@pytest.fixture
+async def node(js_dir: Path) -> AsyncIterator[JsFactory]:
+    """Start JavaScript clients (ready to take commands); all are ended when the test ends."""
+    started: list[JsClient] = []
+
+    async def spawn(
+        name: str, dojo: Dojo, token: str, *, server_url: str | None = None
+    ) -> JsClient:
+        js = await JsClient.start(js_dir, name, server_url or server_url_of(dojo), token)
+        started.append(js)
+        await js.wait_for(lambda: js.client_id >= 0, "ready")
+        return js
+
+    yield spawn
+    for js in started:
+        await js.stop()
+    assert all(js.proc.returncode is not None for js in started)

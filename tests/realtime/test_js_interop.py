@@ -1,20 +1,18 @@
 """The document socket with the real JavaScript Yjs clients (yjs + y-websocket's provider).
 
 Each JavaScript client is a Node process (tests/js/yclient.js) driven over stdin/stdout with
-one JSON object a line; the Python client is tests/yclient.py. Positions: Yjs in JavaScript
-counts UTF-16 code units, pycrdt counts UTF-8 bytes, so the tests convert from code points
-(``_utf16`` / ``_utf8``) or let the scripts place text at line starts themselves.
+one JSON object a line (``JsClient`` in tests/realtime/jsclient.py, started by the ``node``
+fixture); the Python client is tests/yclient.py. Positions: Yjs in JavaScript counts UTF-16
+code units, pycrdt counts UTF-8 bytes, so the tests convert from code points (``_utf16`` /
+``_utf8``) or let the scripts place text at line starts themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -30,203 +28,13 @@ from pocdojo.realtime.room import CloseCode
 from pocdojo.realtime.sockets import rooms_key
 from tests.dojo_helpers import Dojo, create_dojo, join
 from tests.helpers import Account, register, signup
+from tests.realtime.jsclient import DEADLINE, JsClient, JsFactory, eventually, report_of
 from tests.yclient import YClient
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
 
 pytestmark = pytest.mark.timeout(120)  # the first test may also run `npm ci`
-
-DEADLINE = 15.0  # seconds to wait for a condition that should hold within milliseconds
-
-
-class JsClient:
-    """One Node process holding a ``Y.Doc`` connected by a stock ``WebsocketProvider``."""
-
-    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
-        self.name = name
-        self.proc = proc
-        self.events: list[dict[str, Any]] = []
-        self.stderr: list[str] = []
-        self.text = ""
-        self.client_id = -1  # the Y.Doc clientID, once the script reports ready
-        self.status = "new"
-        self.synced = False
-        self.states: dict[int, Any] = {}
-        self.closes: list[dict[str, Any]] = []
-        self.terminal: dict[str, Any] | None = None
-        self.errors: list[str] = []
-        self._changed = asyncio.Event()
-        self._next_id = 0
-        self._tasks = [
-            asyncio.create_task(self._read_events()),
-            asyncio.create_task(self._read_stderr()),
-        ]
-
-    @classmethod
-    async def start(cls, js_dir: Path, name: str, dojo: Dojo, token: str) -> JsClient:
-        config = {
-            "serverUrl": dojo.doc_url.removesuffix("/doc"),
-            "room": "doc",
-            "token": token,
-        }
-        proc = await asyncio.create_subprocess_exec(
-            "node",
-            str(js_dir / "yclient.js"),
-            json.dumps(config),
-            cwd=js_dir,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=1 << 22,
-        )
-        return cls(name, proc)
-
-    async def _read_events(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            event: dict[str, Any] = json.loads(raw)
-            self.events.append(event)
-            kind = event["event"]
-            if kind in ("text", "done"):
-                self.text = event["text"]
-            if kind == "ready":
-                self.client_id = event["clientId"]
-            elif kind == "status":
-                self.status = event["status"]
-            elif kind == "synced":
-                self.synced = event["synced"]
-            elif kind == "awareness":
-                self.states = {int(k): v for k, v in event["states"].items()}
-            elif kind == "closed":
-                self.closes.append(event)
-            elif kind == "terminal":
-                self.terminal = event
-            elif kind == "error":
-                self.errors.append(event["message"])
-            self._changed.set()
-        self._changed.set()
-
-    async def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.stderr.append(raw.decode(errors="replace").rstrip())
-
-    @property
-    def running(self) -> bool:
-        return self.proc.returncode is None and not self._tasks[0].done()
-
-    def others(self) -> dict[int, Any]:
-        """Awareness states of everyone else that carry something (the server's is ``{}``)."""
-        return {k: v for k, v in self.states.items() if k != self.client_id and v}
-
-    async def send(self, cmd: str, **fields: Any) -> int:
-        """Send a command without waiting for its answer; returns its id."""
-        assert self.proc.stdin is not None
-        self._next_id += 1
-        line = json.dumps({"cmd": cmd, "id": self._next_id, **fields}) + "\n"
-        self.proc.stdin.write(line.encode())
-        await self.proc.stdin.drain()
-        return self._next_id
-
-    async def request(self, cmd: str, **fields: Any) -> dict[str, Any]:
-        """Send a command and wait for its answer (failing if the command failed)."""
-        request_id = await self.send(cmd, **fields)
-        answer: dict[str, Any] = {}
-
-        def answered() -> bool:
-            for event in reversed(self.events):
-                if event["event"] == "done" and event["id"] == request_id:
-                    answer.update(event)
-                    return True
-            return False
-
-        await self.wait_for(answered, f"answer to {cmd}")
-        assert answer["ok"], f"{self.name}: {cmd} failed: {answer.get('error')}"
-        return answer
-
-    async def get(self) -> str:
-        text: str = (await self.request("get"))["text"]
-        return text
-
-    async def wait_for(
-        self, predicate: Callable[[], bool], what: str, within: float = DEADLINE
-    ) -> None:
-        """Wait until ``predicate()`` holds, re-checking after every event."""
-        try:
-            async with asyncio.timeout(within):
-                while not predicate():
-                    if not self.running and not predicate():
-                        raise AssertionError(f"{self.name} exited")
-                    self._changed.clear()
-                    await self._changed.wait()
-        except (TimeoutError, AssertionError) as exc:
-            raise AssertionError(f"{self.name}: {what} did not happen\n{self.report()}") from exc
-
-    def report(self) -> str:
-        tail = "\n".join(json.dumps(e, ensure_ascii=False)[:300] for e in self.events[-8:])
-        return (
-            f"returncode={self.proc.returncode} status={self.status} synced={self.synced}\n"
-            f"text={self.text!r}\nerrors={self.errors}\nstderr={self.stderr[-15:]}\n"
-            f"last events:\n{tail}"
-        )
-
-    def kill(self) -> None:
-        """Die at once, without a close handshake (a crashed tab, a killed laptop)."""
-        if self.proc.returncode is None:
-            self.proc.kill()
-
-    async def stop(self) -> None:
-        """End the process: EOF on stdin makes it exit; killed if it lingers."""
-        if self.proc.returncode is None and self.proc.stdin is not None:
-            with contextlib.suppress(ConnectionError):
-                self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, 5)
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-            with contextlib.suppress(ConnectionError):
-                await self.proc.stdin.wait_closed()
-
-
-JsFactory = Callable[[str, Dojo, str], Awaitable[JsClient]]
-
-
-@pytest.fixture
-async def node(js_dir: Path) -> AsyncIterator[JsFactory]:
-    """Start JavaScript clients (ready to take commands); all are ended when the test ends."""
-    started: list[JsClient] = []
-
-    async def spawn(name: str, dojo: Dojo, token: str) -> JsClient:
-        js = await JsClient.start(js_dir, name, dojo, token)
-        started.append(js)
-        await js.wait_for(lambda: js.client_id >= 0, "ready")
-        return js
-
-    yield spawn
-    for js in started:
-        await js.stop()
-    assert all(js.proc.returncode is not None for js in started)
-
-
-async def eventually(
-    predicate: Callable[[], bool],
-    what: str,
-    within: float = DEADLINE,
-    report: Callable[[], str] = lambda: "",
-) -> None:
-    """Poll ``predicate`` until it holds; fail with ``report()`` after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {within} s\n{report()}")
-        await asyncio.sleep(0.01)
 
 
 def _utf16(text: str, index: int) -> int:
@@ -278,19 +86,6 @@ async def _unloaded(client: Client) -> None:
     )
 
 
-def _report(*clients: JsClient | YClient) -> Callable[[], str]:
-    def report() -> str:
-        parts = []
-        for c in clients:
-            if isinstance(c, JsClient):
-                parts.append(f"[{c.name}] {c.report()}")
-            else:
-                parts.append(f"[python] code={c.code!r} awareness={c.remote_awareness}")
-        return "\n".join(parts)
-
-    return report
-
-
 # --- 1. concurrent edits converge ----------------------------------------------------------
 
 
@@ -309,7 +104,7 @@ async def test_two_js_clients_and_a_python_client_converge(
         py = await YClient.connect(http, dojo.doc(other_token))
         js1 = await node("js1", dojo, dojo.host_token)
         js2 = await node("js2", dojo, guest_token)
-        report = _report(js1, js2, py)
+        report = report_of(js1, js2, py)
         await eventually(
             lambda: js1.synced and js2.synced and js1.text == js2.text == py.code == initial,
             "initial sync",
@@ -424,7 +219,7 @@ async def test_awareness_between_js_and_python_clients(
         b = await node("b", dojo, tokens[0])
         py = await YClient.connect(http, dojo.doc(tokens[1]))
         py_id = py.awareness.client_id
-        report = _report(a, b, py)
+        report = report_of(a, b, py)
         await eventually(lambda: a.synced and b.synced and py.synced.is_set(), "sync")
         await a.request("awareness", state=A_STATE)
         await eventually(
@@ -471,7 +266,7 @@ async def test_awareness_between_js_and_python_clients(
                 and a.client_id not in late_py.remote_awareness
             ),
             f"a's awareness removed after {leave}",
-            report=_report(a, b, late, py),
+            report=report_of(a, b, late, py),
         )
         await py.close()
         await late_py.close()
@@ -488,7 +283,7 @@ async def test_a_leaving_js_client_takes_only_its_own_awareness(
         b = await node("b", dojo, tokens[0])
         py = await YClient.connect(http, dojo.doc(tokens[1]))
         py_id = py.awareness.client_id
-        report = _report(a, b, py)
+        report = report_of(a, b, py)
         await eventually(lambda: a.synced and b.synced and py.synced.is_set(), "sync")
         await a.request("awareness", state=A_STATE)
         await b.request("awareness", state=B_STATE)
@@ -534,7 +329,7 @@ async def test_a_js_observers_edits_reach_no_one(
         host = await node("host", dojo, dojo.host_token)
         observer = await node("observer", dojo, observer_token)
         py = await YClient.connect(http, dojo.doc(guest_token))
-        report = _report(host, observer, py)
+        report = report_of(host, observer, py)
         await eventually(
             lambda: host.synced and observer.synced and observer.text == py.code == "x = 1\n",
             "sync",
@@ -582,7 +377,7 @@ async def test_a_js_observers_edits_reach_no_one(
                 and late.text == host.text == py.code
             ),
             "late joiner sync",
-            report=_report(host, observer, late, py),
+            report=report_of(host, observer, late, py),
         )
         for text in (late.text, host.text, py.code):
             assert text.count("\n") == 3
@@ -614,7 +409,7 @@ async def test_offline_js_edits_merge_on_reconnect(
         away = await node("away", dojo, dojo.host_token)
         stay = await node("stay", dojo, guest_token)
         py = await YClient.connect(http, dojo.doc(py_token))
-        report = _report(away, stay, py)
+        report = report_of(away, stay, py)
         await eventually(
             lambda: away.synced and stay.synced and away.text == stay.text == py.code == initial,
             "sync",

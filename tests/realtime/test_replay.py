@@ -17,7 +17,7 @@ from tests.dojo_helpers import create_dojo, join
 from tests.helpers import register, signup
 from tests.yclient import YClient
 
-TRACE = Path(__file__).resolve().parents[3] / "shared" / "data" / "automerge-paper.json.gz"
+TRACE = Path(__file__).resolve().parents[1] / "data" / "automerge-paper.json.gz"
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -34,8 +34,9 @@ def load_trace() -> dict[str, Any]:
 
 async def test_the_paper_trace_replays_to_its_end_content(make_client: MakeClient) -> None:
     trace = load_trace()
-    # One writer sends ~260,000 updates as fast as it can: lift the per-socket rate limit.
-    client = await make_client(ws_updates_per_second=1e9, ws_update_burst=10**9)
+    # One writer sends ~260,000 updates as fast as it can, past the per-socket rate: the
+    # server slows it down and merges what waited, and drops nothing.
+    client = await make_client()
     host = await signup(client)
     dojo = await create_dojo(client, host, initialCode=trace["startContent"])
     tokens = [await join(client, dojo, await register(client, host)) for _ in range(2)]
