@@ -45,8 +45,9 @@ _BLOCK_MS = 250
 _PUBLISH_WINDOW = 0.005
 _BATCH = 500
 REPLAY_WINDOW = 10.0
-# Entry kinds replayed from before a subscription: document updates and stored-announcements.
-_REPLAYED = (b"u", b"p")
+# Entry kinds replayed from before a subscription: document updates, stored-announcements and
+# the hellos of the nodes holding the room.
+_REPLAYED = (b"u", b"p", b"h")
 
 Handler = Callable[[bytes, bytes, bytes], Awaitable[None]]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -412,6 +413,7 @@ class Room:
         self.unsaved: list[tuple[int, bytes, set[int]]] = []
         self.unsaved_since: float | None = None
         self.remote: list[Remote] = []
+        self.others_seen = -math.inf  # when another node was last heard from in this room
         self.updates_since_compaction = 0
         self.changed_since_history = False
         self.size = len(self.doc.get_update())

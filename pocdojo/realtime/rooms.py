@@ -36,6 +36,11 @@ log = structlog.get_logger(__name__)
 
 # A socket counts as online while its node refreshed it within this many seconds.
 _ONLINE_TTL = 45.0
+# Each node says it holds a room this often (a small stream entry); a room announces what it
+# stored only while another node was heard from in the room within _OTHERS_TTL, so a room
+# held by one node costs Redis nothing per flush.
+HELLO_INTERVAL = 5.0
+_OTHERS_TTL = 3 * HELLO_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ class Rooms:
         self._flusher = Periodic("room-flusher", settings.persist_interval, self._flush_all)
         self._online: dict[UUID, set[str]] = {}
         self._presence = Periodic("presence", _ONLINE_TTL / 3, self._refresh_online)
+        self._hello = Periodic("room-hello", HELLO_INTERVAL, self._say_hello)
         self._unloading: set[asyncio.Task[Any]] = set()
         self._closing: dict[UUID, asyncio.Future[None]] = {}
         self._last_history = time.monotonic()
@@ -122,10 +128,12 @@ class Rooms:
     async def start(self) -> None:
         self._flusher.start()
         self._presence.start()
+        self._hello.start()
 
     async def stop(self) -> None:
         """Close every socket (1001), persist and unload every room."""
         await self._presence.stop()
+        await self._hello.stop()
         await self._flusher.stop()
         for room in list(self.rooms.values()):
             await room.close_all(CloseCode.GOING_AWAY, "server shutting down")
@@ -193,6 +201,7 @@ class Rooms:
             on_gap=lambda: self._reload(room),
             on_reconnect=lambda: self._republish(room),
         )
+        self.bus.publish(room_key, b"h", b"")
         self.metrics.rooms.set(len(self.rooms))
         log.info("room loaded", session=room_key, bytes=room.size)
         return room
@@ -255,6 +264,7 @@ class Rooms:
             await self._history_row(tenant_id, session_id, doc.code(), "end")
 
     async def _remote(self, room: Room, kind: bytes, data: bytes, tag: bytes) -> None:
+        room.others_seen = time.monotonic()
         if kind == b"u":
             room.apply_remote_update(data, tag)
         elif kind == b"p":
@@ -305,12 +315,18 @@ class Rooms:
         except BaseException:
             room.restore(writes)  # kept, in order, for the next try
             raise
-        for marker in writes.markers(room.origin):
-            self.bus.publish(str(room.session_id), b"p", marker)
+        if time.monotonic() - room.others_seen < _OTHERS_TTL:
+            for marker in writes.markers(room.origin):
+                self.bus.publish(str(room.session_id), b"p", marker)
         room.updates_since_compaction += len(rows)
         if writes.remote:
             self.metrics.remote_stored.inc(len(writes.remote))
         self.metrics.persist_lag.observe(time.monotonic() - (writes.since or now))
+
+    async def _say_hello(self) -> None:
+        """Tell the other nodes (in each room's stream) that this node holds the room."""
+        for session_id in list(self.rooms):
+            self.bus.publish(str(session_id), b"h", b"")
 
     async def _record_history(self, room: Room, reason: str) -> None:
         if room.changed_since_history or reason == "end":
