@@ -48,14 +48,6 @@ def state_vector(state: bytes) -> dict[int, int]:
     }
 
 
-def advanced(before: bytes, after: bytes) -> set[int]:
-    """The clients whose clock differs between two encoded state vectors."""
-    if before == after:
-        return set()
-    old, new = state_vector(before), state_vector(after)
-    return {client for client, clock in new.items() if old.get(client) != clock}
-
-
 def _waits(rest: bytes, state: bytes) -> bool:
     """Whether ``rest`` (an update less what a document holds) holds anything the document
     could not integrate: items (any left are past its state) or deletions of unknown items."""
@@ -88,13 +80,8 @@ class Document:
         self.doc: Doc[Any] = doc if doc is not None else new_doc()
         self.held: bytes | None = None
 
-    def apply(self, update: bytes, *, track: bool = False) -> set[int]:
-        """Integrate an update; what it brings that waits for a dependency is held.
-
-        Returns:
-            With ``track``, the clients whose items it added (an empty set otherwise).
-        """
-        before = self.doc.get_state() if track else b""
+    def apply(self, update: bytes) -> None:
+        """Integrate an update; what it brings that waits for a dependency is held."""
         self.doc.apply_update(update)
         state = self.doc.get_state()
         rest = get_update(update, state)
@@ -105,7 +92,6 @@ class Document:
             if _waits(held, state):
                 waiting = held if waiting is None else merge_updates(held, waiting)
         self.held = waiting
-        return advanced(before, state) if track else set()
 
     def encode(self, state: bytes | None = None) -> bytes:
         """The document as an update (what ``state`` lacks, if given), held parts included:

@@ -339,15 +339,13 @@ class Remote:
     """An update another node accepted, kept here until it is known to be stored.
 
     ``origin`` names the room (on its node) that accepted it and ``seq`` numbers it there;
-    that room announces what it stored by these numbers. ``clients`` are the Yjs clients whose
-    items it added here.
+    whichever room stores it announces it by these numbers.
     """
 
     origin: str
     seq: int
     update: bytes
     arrived: float
-    clients: set[int]
 
 
 @dataclass
@@ -355,11 +353,11 @@ class Writes:
     """What one flush writes to the update log: remote updates due, then local ones."""
 
     remote: list[Remote]
-    local: list[tuple[int, bytes, set[int]]]
+    local: list[tuple[int, bytes]]
     since: float | None
 
     def rows(self) -> list[bytes]:
-        return [r.update for r in self.remote] + [update for _, update, _ in self.local]
+        return [r.update for r in self.remote] + [update for _, update in self.local]
 
     def markers(self, origin: str) -> list[bytes]:
         """``origin:first:last`` for each run of stored updates, ours and others'."""
@@ -380,12 +378,12 @@ class Room:
     """One session's live document on this node.
 
     Durability: every update this room accepts from a socket is numbered, published for the
-    other nodes, and written by this room's next flush, which then announces the numbers it
-    stored. Updates from other nodes are kept (``remote``) until their room announces them
-    stored. If that does not come within a grace period (their node died), this room writes
-    them itself. It also writes them at once when it writes a local update of the same Yjs
-    client (a client that moved here from a node that died), so the log never holds a client's
-    later items without its earlier ones.
+    other nodes, and written by the next flush, which then announces the numbers it stored.
+    Updates from other nodes are kept (``remote``) until announced stored. A flush that
+    writes local updates writes the remote ones kept before them, so the log never holds an
+    update without what it depends on; a room with nothing of its own to write writes them
+    once they waited a grace period (their node died). Whichever room stores an update first,
+    the others (its own room included) forget it when they read the announcement.
     """
 
     def __init__(
@@ -409,8 +407,7 @@ class Room:
         self.event_peers: set[Peer] = set()
         self.origin = uuid.uuid4().hex[:12]
         self.seq = 0
-        # (seq, update, the clients whose items it added, tracked while others' are kept)
-        self.unsaved: list[tuple[int, bytes, set[int]]] = []
+        self.unsaved: list[tuple[int, bytes]] = []  # (seq, update), in the order accepted
         self.unsaved_since: float | None = None
         self.remote: list[Remote] = []
         self.others_seen = -math.inf  # when another node was last heard from in this room
@@ -537,21 +534,21 @@ class Room:
                 raise SocketClosed(CloseCode.TOO_LARGE, "the document would exceed its size limit")
         # Every update is passed on, even one that adds nothing to the state vector: a
         # deletion changes only the delete set. Duplicates are harmless to every receiver.
-        clients = self.document.apply(update, track=bool(self.remote))
+        self.document.apply(update)
         self.size += len(update)
         self.changed_since_history = True
         self._fan_out(create_update_message(update), exclude=peer, received_at=received_at)
-        self._log(update, clients)
+        self._log(update)
         if self.on_update is not None:
             self.on_update(len(update))
 
-    def _log(self, update: bytes, clients: set[int]) -> None:
+    def _log(self, update: bytes) -> None:
         """Number an update, publish it for the other nodes, and keep it for the next flush."""
         self.seq += 1
         self._publish(b"u", update, f"{self.origin}:{self.seq}".encode())
         if not self.unsaved:
             self.unsaved_since = time.monotonic()
-        self.unsaved.append((self.seq, update, clients))
+        self.unsaved.append((self.seq, update))
 
     def _claim_awareness(self, topic: str, change: tuple[dict[str, list[int]], Any]) -> None:
         ids, origin = change
@@ -582,17 +579,23 @@ class Room:
 
     def apply_remote_update(self, update: bytes, tag: bytes) -> None:
         """An update another node accepted: apply and fan out; keep it until it is stored."""
-        clients = self.document.apply(update, track=True)
+        self.document.apply(update)
         self.size += len(update)
         self.changed_since_history = True
         self._fan_out(create_update_message(update), exclude=None)
         origin, _, seq = tag.decode().partition(":")
-        self.remote.append(Remote(origin, int(seq or 0), update, time.monotonic(), clients))
+        self.remote.append(Remote(origin, int(seq or 0), update, time.monotonic()))
 
     def stored(self, marker: bytes) -> None:
-        """Another node stored the updates ``origin:first:last``: forget our copies."""
+        """Another node stored the updates ``origin:first:last``: forget our copies (ours
+        too, if it stored updates this room accepted)."""
         origin, first, last = marker.decode().split(":")
         low, high = int(first), int(last)
+        if origin == self.origin:
+            self.unsaved = [(seq, u) for seq, u in self.unsaved if not low <= seq <= high]
+            if not self.unsaved:
+                self.unsaved_since = None
+            return
         self.remote = [r for r in self.remote if not (r.origin == origin and low <= r.seq <= high)]
 
     def apply_remote_awareness(self, message: bytes) -> None:
@@ -611,7 +614,7 @@ class Room:
 
     def republish(self) -> None:
         """Publish (and store) the whole state: other nodes missed what we published."""
-        self._log(self.document.encode(), set())
+        self._log(self.document.encode())
 
     def full_state(self) -> bytes:
         return self.document.encode()
@@ -622,26 +625,28 @@ class Room:
     # --- persistence -----------------------------------------------------------------------
 
     def take_writes(self, now: float, grace: float) -> Writes:
-        """What the next flush writes: every local update, and the remote ones due.
+        """What the next flush writes, in an order any Yjs reads the same way.
 
-        A remote update is due once it waited ``grace`` seconds without being announced
-        stored, or when a local update of the same Yjs client is written now.
+        With local updates to write, every remote update not yet announced stored goes
+        first: a local update may depend on any of them (its client saw them here), and a
+        log holding an update without what it depends on reads differently in Yjs (which
+        holds it back) and pycrdt (which applies that client's later updates past the gap).
+        Without local updates, the remote ones that waited ``grace`` seconds (their node died)
+        go: the oldest, so again nothing without what it depends on.
         """
         local, self.unsaved = self.unsaved, []
         since, self.unsaved_since = self.unsaved_since, None
         if not self.remote:
             return Writes([], local, since)
-        clients: set[int] = set()
-        for _, _, added in local:
-            clients |= added
-        due, kept = [], []
-        for entry in self.remote:
-            if entry.arrived <= now - grace or entry.clients & clients:
-                due.append(entry)
-                since = entry.arrived if since is None else min(since, entry.arrived)
-            else:
-                kept.append(entry)
-        self.remote = kept
+        if local:
+            due, self.remote = self.remote, []
+        else:
+            ready = 0
+            while ready < len(self.remote) and self.remote[ready].arrived <= now - grace:
+                ready += 1
+            due, self.remote = self.remote[:ready], self.remote[ready:]
+        if due:
+            since = due[0].arrived if since is None else min(since, due[0].arrived)
         return Writes(due, local, since)
 
     def restore(self, writes: Writes) -> None:

@@ -243,14 +243,21 @@ async def load_doc(conn: Any, session_id: UUID) -> StoredDoc:
     when committed, so a row may commit after a compaction that folded rows numbered higher;
     it stays in the log and is read here all the same.
     """
-    snap = await conn.fetchrow("SELECT state FROM dojo_snapshots WHERE session_id = $1", session_id)
+    # One statement, so one view of both tables: read apart, a compaction committing in
+    # between would show the old snapshot without the rows it folded.
     rows = await conn.fetch(
-        "SELECT seq, data FROM dojo_updates WHERE session_id = $1 ORDER BY seq", session_id
+        """SELECT NULL::bigint AS seq, state AS data FROM dojo_snapshots WHERE session_id = $1
+           UNION ALL
+           SELECT seq, data FROM dojo_updates WHERE session_id = $1
+           ORDER BY seq NULLS FIRST""",
+        session_id,
     )
+    snapshot = rows[0]["data"] if rows and rows[0]["seq"] is None else None
+    logged = rows[1:] if snapshot is not None else rows
     return StoredDoc(
-        snapshot=snap["state"] if snap else None,
-        updates=[r["data"] for r in rows],
-        seqs=[r["seq"] for r in rows],
+        snapshot=snapshot,
+        updates=[r["data"] for r in logged],
+        seqs=[r["seq"] for r in logged],
     )
 
 
