@@ -5,10 +5,9 @@ room's stream, and written to PostgreSQL by the next flush, at most ``persist_in
 seconds later (0.2 s by default). Every node holding the room keeps the updates other nodes
 published until one announces them stored, and writes them before its own (which may depend
 on them); with nothing of its own to write, it writes them after ``store_grace`` seconds
-(their node died). So an update any node or stream holds
-reaches PostgreSQL within about ``store_grace + persist_interval`` seconds even when the node
-that accepted it died at once; one that only the dead node and its clients held comes back
-when those clients reconnect.
+(their node died). So an update any node or stream holds reaches PostgreSQL within about
+``store_grace + persist_interval`` seconds even when the node that accepted it died at once;
+one that only the dead node and its clients held comes back when those clients reconnect.
 """
 
 from __future__ import annotations
@@ -84,7 +83,8 @@ class RoomMetrics:
         )
         self.remote_stored = Counter(
             "pocdojo_remote_updates_stored",
-            "Updates another node accepted that this node stored (their node did not in time)",
+            "Updates another node accepted that this node stored (before its own updates, or"
+            " because that node did not announce them in time)",
             registry=registry,
         )
         self.persist_lag = Histogram(
