@@ -2,8 +2,8 @@
 
 What it measures: one writer -- a stock JS client (``yjs`` + ``y-websocket``'s
 ``WebsocketProvider`` in Node, ``replay_client.mjs``) -- applies the trace (259,778
-transactions of one keystroke each, ``../shared/data/automerge-paper.json.gz`` from the
-repository root, see its README) transaction by transaction to its ``Y.Text`` ``code``, so
+transactions of one keystroke each, ``tests/data/automerge-paper.json.gz``, see its
+README) transaction by transaction to its ``Y.Text`` ``code``, so
 each transaction leaves as one update message, as fast as it can (yielding to the event loop
 every 1,000). Two more
 stock JS clients listen. The clock starts when the writer starts applying and stops when
@@ -61,8 +61,7 @@ from _targets import (
     summarize_profile,
 )
 
-# The shared data folder sits next to the checkout (../shared/data from the repository root).
-TRACE = HERE.parents[2] / "shared" / "data" / "automerge-paper.json.gz"
+TRACE = HERE.parents[1] / "tests" / "data" / "automerge-paper.json.gz"
 CLIENT = HERE / "replay_client.mjs"
 TARGETS = ("pocdojo", "reference")
 MiB = 1024 * 1024
