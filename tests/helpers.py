@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 import uuid
@@ -143,3 +144,17 @@ async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], within: fl
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached in time")
         await asyncio.sleep(0.01)
+
+
+async def end_process(proc: asyncio.subprocess.Process, within: float = 5.0) -> None:
+    """End a child that exits when its stdin ends (the Node scripts of the tests): close its
+    stdin, wait, and kill it if it lingers."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+        with contextlib.suppress(ConnectionError):
+            await proc.stdin.wait_closed()
+    try:
+        await asyncio.wait_for(proc.wait(), within)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()

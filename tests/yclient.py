@@ -164,3 +164,14 @@ async def next_event(
             event: dict[str, Any] = json.loads(msg.data)
             if event.get("type") == kind:
                 return event
+
+
+def typed(*pieces: str, client_id: int | None = None) -> list[bytes]:
+    """The updates of one Yjs client appending ``pieces`` to ``code``, one transaction each."""
+    doc: Doc[Any] = Doc(client_id=client_id)
+    text = doc.get("code", type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    for piece in pieces:
+        text += piece
+    return updates

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from pocdojo.crdt import document
+from tests.helpers import end_process
 
 
 @dataclass(frozen=True)
@@ -123,12 +123,4 @@ class YjsReader:
         return YjsReading(answer["text"], answer["pendingStructs"], answer["pendingDs"])
 
     async def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-            with contextlib.suppress(ConnectionError):
-                await self.proc.stdin.wait_closed()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await end_process(self.proc)

@@ -16,23 +16,13 @@ from pocdojo.core.db import tenant_tx
 from pocdojo.crdt import document
 from tests.dojo_helpers import create_dojo
 from tests.helpers import Account
+from tests.yclient import typed
 
 Client = TestClient[Any, Any]
 
 
-def _typed(*pieces: str, client_id: int = 7) -> list[bytes]:
-    """The updates of one client appending ``pieces`` one transaction each."""
-    doc: Doc[Any] = Doc(client_id=client_id)
-    text = doc.get(document.CODE, type=Text)
-    updates: list[bytes] = []
-    doc.observe(lambda event: updates.append(event.update))
-    for piece in pieces:
-        text += piece
-    return updates
-
-
 def test_an_update_past_a_missing_one_is_held_and_encoded() -> None:
-    u1, u2, u3 = _typed("aaa", "bbb", "ccc")
+    u1, u2, u3 = typed("aaa", "bbb", "ccc")
     doc = document.Document()
     doc.apply(u1)
     doc.apply(u3)  # its dependency (u2) is missing
@@ -64,7 +54,7 @@ def test_a_deletion_of_unknown_items_is_held() -> None:
 
 
 def test_an_update_already_applied_holds_nothing() -> None:
-    (u1,) = _typed("x")
+    (u1,) = typed("x")
     doc = document.Document()
     doc.apply(u1)
     doc.apply(u1)
@@ -81,7 +71,7 @@ async def test_compaction_keeps_an_update_whose_dependency_is_not_stored_yet(
     client: Client, admin: Account
 ) -> None:
     pool, tenant, session = await _session(client, admin)
-    u1, u2, u3 = _typed("aaa", "bbb", "ccc")
+    u1, u2, u3 = typed("aaa", "bbb", "ccc")
     await document.append(pool, tenant, session, [u1, u3])
     assert await document.compact(pool, tenant, session, None) == 2
     # The dependency is stored later (another node's write): nothing was dropped meanwhile.
@@ -93,7 +83,7 @@ async def test_compaction_keeps_a_live_documents_held_update(
     client: Client, admin: Account
 ) -> None:
     pool, tenant, session = await _session(client, admin)
-    u1, u2, u3 = _typed("aaa", "bbb", "ccc")
+    u1, u2, u3 = typed("aaa", "bbb", "ccc")
     live = document.Document()
     live.apply(u1)
     live.apply(u3)
@@ -106,7 +96,7 @@ async def test_a_row_committed_after_compaction_read_the_log_is_neither_deleted_
     client: Client, admin: Account
 ) -> None:
     pool, tenant, session = await _session(client, admin)
-    first, late, last = _typed("one;", "two;", "three;")
+    first, late, last = typed("one;", "two;", "three;")
     await document.append(pool, tenant, session, [first])
     inserted = asyncio.Event()
     release = asyncio.Event()

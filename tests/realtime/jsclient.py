@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, Self
 
 from tests.dojo_helpers import Dojo
+from tests.helpers import end_process
 from tests.yclient import YClient
 
 DEADLINE = 15.0  # seconds to wait for a condition that should hold within milliseconds
@@ -122,21 +123,10 @@ class NodeScript:
 
     async def stop(self) -> None:
         """End the process: EOF on stdin makes it exit; killed if it lingers."""
-        if self.proc.returncode is None and self.proc.stdin is not None:
-            with contextlib.suppress(ConnectionError):
-                self.proc.stdin.close()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await end_process(self.proc)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 5)
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-            with contextlib.suppress(ConnectionError):
-                await self.proc.stdin.wait_closed()
 
 
 class JsClient(NodeScript):

@@ -43,6 +43,7 @@ import pytest
 
 from tests.balancer import Backends, Balancer
 from tests.conftest import TEST_JWT_SECRET
+from tests.helpers import end_process
 from tests.realtime.test_multinode import _setup
 from tests.restartable_engines import OwnEngines, own_engines
 from tests.servers import Server, cli_env, serving
@@ -323,15 +324,7 @@ class ChaosClient:
 
     async def stop(self) -> None:
         """End the process (EOF on stdin makes it exit); killed if it lingers."""
-        if self.proc.returncode is None and self.proc.stdin is not None:
-            self.proc.stdin.close()
-            with contextlib.suppress(ConnectionError):
-                await self.proc.stdin.wait_closed()
-        try:
-            await asyncio.wait_for(self.proc.wait(), 5)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await end_process(self.proc)
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import aiohttp
 from aiohttp.test_utils import TestClient
-from pycrdt import Doc, Text, create_update_message
+from pycrdt import create_update_message
 
 from pocdojo.core import appkeys
 from pocdojo.core.db import dojos as dojos_db
@@ -25,8 +25,8 @@ from pocdojo.crdt import document
 from pocdojo.realtime.rooms import Rooms, RoomSettings
 from pocdojo.realtime.sockets import rooms_key
 from tests.dojo_helpers import Dojo, create_dojo, join
-from tests.helpers import register, signup, wait_until
-from tests.yclient import YClient
+from tests.helpers import Account, register, signup, wait_until
+from tests.yclient import YClient, typed
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -47,6 +47,16 @@ def _rooms(client: Client) -> Rooms:
     return rooms
 
 
+async def _nodes(make_client: MakeClient) -> tuple[Client, Client, Account, Dojo, str]:
+    """A node that "died" and a live one; a dojo (empty code), its host and a guest's token."""
+    dead = await make_client(**DEAD)
+    alive = await make_client()
+    host = await signup(alive)
+    dojo = await create_dojo(alive, host, initialCode="")
+    guest = await join(alive, dojo, await register(alive, host))
+    return dead, alive, host, dojo, guest
+
+
 async def _stored_rows(client: Client, tenant: str, dojo: Dojo) -> dojos_db.StoredDoc:
     assert client.app is not None
     async with tenant_tx(client.app[appkeys.db_pool_key], UUID(tenant)) as conn:
@@ -61,18 +71,14 @@ async def _stored_code(client: Client, tenant: str, dojo: Dojo) -> str:
 async def test_what_a_dead_node_accepted_is_stored_by_a_node_that_holds_it(
     make_client: MakeClient,
 ) -> None:
-    dead = await make_client(**DEAD)
-    alive = await make_client()
-    host = await signup(alive)
-    dojo = await create_dojo(alive, host, initialCode="base;")
-    guest = await join(alive, dojo, await register(alive, host))
+    dead, alive, host, dojo, guest = await _nodes(make_client)
     async with aiohttp.ClientSession() as http:
         writer = await YClient.connect(http, _on(dead, dojo.doc(dojo.host_token)))
         listener = await YClient.connect(http, _on(alive, dojo.doc(guest)))
-        await writer.wait_for(lambda: writer.code == "base;")
+        await writer.synced.wait()
         for i in range(10):
             writer.text += f"w{i};"
-        expected = "base;" + "".join(f"w{i};" for i in range(10))
+        expected = "".join(f"w{i};" for i in range(10))
         await listener.wait_for(lambda: listener.code == expected)
 
         async def stored() -> bool:
@@ -112,11 +118,7 @@ async def test_a_live_node_announces_what_it_stored_so_others_do_not_write_it_ag
 async def test_a_client_that_moves_from_a_dead_node_never_leaves_a_gap_in_the_log(
     make_client: MakeClient,
 ) -> None:
-    dead = await make_client(**DEAD)
-    alive = await make_client()
-    host = await signup(alive)
-    dojo = await create_dojo(alive, host, initialCode="")
-    guest = await join(alive, dojo, await register(alive, host))
+    dead, alive, host, dojo, guest = await _nodes(make_client)
     async with aiohttp.ClientSession() as http:
         mover = await YClient.connect(http, _on(dead, dojo.doc(dojo.host_token)))
         listener = await YClient.connect(http, _on(alive, dojo.doc(guest)))
@@ -144,11 +146,7 @@ async def test_a_client_that_moves_from_a_dead_node_never_leaves_a_gap_in_the_lo
 async def test_a_node_that_loads_the_room_later_gets_what_a_dead_node_published(
     make_client: MakeClient,
 ) -> None:
-    dead = await make_client(**DEAD)
-    late = await make_client()
-    host = await signup(late)
-    dojo = await create_dojo(late, host, initialCode="")
-    guest = await join(late, dojo, await register(late, host))
+    dead, late, host, dojo, guest = await _nodes(make_client)
     async with aiohttp.ClientSession() as http:
         writer = await YClient.connect(http, _on(dead, dojo.doc(dojo.host_token)))
         await writer.synced.wait()
@@ -169,23 +167,13 @@ async def test_a_node_that_loads_the_room_later_gets_what_a_dead_node_published(
         await joiner.close()
 
 
-def _typed(*pieces: str) -> list[bytes]:
-    doc: Doc[Any] = Doc()
-    text = doc.get(document.CODE, type=Text)
-    updates: list[bytes] = []
-    doc.observe(lambda event: updates.append(event.update))
-    for piece in pieces:
-        text += piece
-    return updates
-
-
 async def test_a_client_that_synced_before_a_dependency_arrived_still_gets_what_waited(
     make_client: MakeClient,
 ) -> None:
     client = await make_client()
     host = await signup(client)
     dojo = await create_dojo(client, host, initialCode="")
-    u1, u2, u3 = _typed("aaa", "bbb", "ccc")
+    u1, u2, u3 = typed("aaa", "bbb", "ccc")
     async with aiohttp.ClientSession() as http:
         sender = await YClient.connect(http, dojo.doc(dojo.host_token))
         await sender.synced.wait()
