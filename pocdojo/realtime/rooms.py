@@ -30,7 +30,8 @@ from pocdojo.core.db import tenant_tx
 from pocdojo.core.periodic import Periodic
 from pocdojo.crdt import document
 from pocdojo.realtime.bus import Bus
-from pocdojo.realtime.room import CloseCode, Room, Writes
+from pocdojo.realtime.peer import CloseCode
+from pocdojo.realtime.room import Room, Writes
 
 log = structlog.get_logger(__name__)
 

@@ -27,7 +27,8 @@ from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
 from pocdojo.core.errors import Unauthorized
 from pocdojo.core.security import DojoClaims
-from pocdojo.realtime.room import CloseCode, Limits, Peer, Room, SocketClosed
+from pocdojo.realtime.peer import CloseCode, Limits, Peer, SocketClosed
+from pocdojo.realtime.room import Room
 from pocdojo.realtime.rooms import Rooms, online_users
 from pocdojo.rest.api import Routes
 

@@ -25,7 +25,7 @@ from aiohttp import WSCloseCode
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from pocdojo.realtime.room import CloseCode
+from pocdojo.realtime.peer import CloseCode
 from pocdojo.realtime.rooms import Rooms
 from pocdojo.realtime.sockets import rooms_key
 from tests.conftest import Engines

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from pocdojo.realtime.room import CloseCode
+from pocdojo.realtime.peer import CloseCode
 from pocdojo.realtime.sockets import rooms_key
 from tests.dojo_helpers import create_dojo, join
 from tests.helpers import Account, register, signup, wait_until

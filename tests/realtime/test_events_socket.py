@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from pocdojo.core import appkeys
-from pocdojo.realtime.room import CloseCode
+from pocdojo.realtime.peer import CloseCode
 from tests.conftest import TEST_JWT_SECRET
 from tests.dojo_helpers import Dojo, create_dojo, join
 from tests.helpers import Account, register, signup

@@ -24,7 +24,7 @@ from pocdojo.core import appkeys
 from pocdojo.core.security import ParticipantTokens
 from pocdojo.core.settings import Settings
 from pocdojo.crdt import document
-from pocdojo.realtime.room import CloseCode
+from pocdojo.realtime.peer import CloseCode
 from pocdojo.realtime.sockets import rooms_key
 from tests.dojo_helpers import Dojo, create_dojo, join
 from tests.helpers import Account, register, signup
