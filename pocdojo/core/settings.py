@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     ws_max_document_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     ws_updates_per_second: float = Field(200.0, gt=0)
     ws_update_burst: int = Field(400, ge=1)
+    ws_max_queued_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
     ws_chat_per_minute: int = Field(120, ge=1)
     dojo_persist_interval: float = Field(0.2, gt=0, le=5)
     dojo_compact_every: int = Field(500, ge=1)

@@ -20,11 +20,15 @@ from uuid import UUID
 from aiohttp import WSMessage, web
 
 
-class _Resync:
-    """Queue marker: send the whole document state in place of what was dropped."""
+@dataclass(frozen=True)
+class _Later:
+    """Queue marker: a message built when the writer gets to it, from the latest request of
+    its kind (a later request replaces the earlier one instead of queueing a second copy)."""
+
+    kind: str
 
 
-_RESYNC = _Resync()
+RESYNC = "resync"  # the whole document state, in place of what was dropped
 
 
 class CloseCode:
@@ -61,6 +65,9 @@ class Limits:
     updates_per_second: float
     burst: int
     queue_size: int = 1024
+    # Bytes a socket's queue may hold: past it, a document socket's queue is replaced by the
+    # whole state and an events socket is closed (4008).
+    queue_bytes: int = 4 * 1024 * 1024
 
 
 # Unwritten bytes a socket may hold in its transport before sends go through its queue
@@ -101,7 +108,10 @@ class Peer:
     limits: Limits
     peer_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     awareness_ids: set[int] = field(default_factory=set)
-    _queue: asyncio.Queue[tuple[bytes | str | _Resync, float]] = field(init=False)
+    _queue: asyncio.Queue[tuple[bytes | str | _Later, float]] = field(init=False)
+    _queued_bytes: int = 0
+    overflows: int = 0  # times the queue was replaced by the whole state (or the socket closed)
+    _later: dict[str, Callable[[], bytes]] = field(default_factory=dict)
     _writer: asyncio.Task[None] | None = None
     _tokens: float = 0.0
     _refilled: float = field(default_factory=time.monotonic)
@@ -114,6 +124,9 @@ class Peer:
     # Updates received past the rate limit, applied as one once the bucket allows.
     backlog: list[bytes] = field(default_factory=list)
     backlog_bytes: int = 0
+    # A sync step 1 or an awareness query past the rate, answered with the backlog.
+    deferred_sync: bytes | None = None
+    deferred_awareness: bool = False
     # The task reading the socket; a close asked by another task is done by that one.
     reader: asyncio.Task[Any] | None = None
     close_request: tuple[int, str] | None = None
@@ -123,6 +136,16 @@ class Peer:
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.limits.queue_size)
         self._tokens = float(self.limits.burst)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of the messages waiting in the queue (answers built when sent not counted)."""
+        return self._queued_bytes
+
+    @property
+    def deferred(self) -> bool:
+        """Whether anything waits for the rate to allow it."""
+        return bool(self.backlog) or self.deferred_sync is not None or self.deferred_awareness
 
     @property
     def readonly(self) -> bool:
@@ -162,35 +185,77 @@ class Peer:
         if self._held is not None and held:
             self._held.append(message)
             return 0
-        transport = self.transport
-        if (
-            transport is not None
-            and not self._busy
-            and self._queue.empty()
-            and not transport.is_closing()
-            and transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
-        ):
+        if self._direct():
             data = frame if frame is not None else ws_frame(message)
-            transport.write(data)
+            assert self.transport is not None
+            self.transport.write(data)
             # A fan-out (given its frame) is counted by the room, once for the whole batch.
             if frame is None and self.on_sent is not None:
                 self.on_sent(
                     len(data), None if received_at is None else time.perf_counter() - received_at
                 )
             return len(data)
-        try:
-            self._queue.put_nowait((message, received_at or time.perf_counter()))
-        except asyncio.QueueFull:
-            if self.resync is None:
-                asyncio.get_running_loop().create_task(
-                    self.close(CloseCode.SLOW_READER, "client too slow to keep up")
-                )
-                return 0
-            while not self._queue.empty():
-                self._queue.get_nowait()
-                self._queue.task_done()
-            self._queue.put_nowait((_RESYNC, time.perf_counter()))
+        size = len(message)
+        if self._queue.full() or self._queued_bytes + size > self.limits.queue_bytes:
+            self._overflow()
+            return 0
+        self._queue.put_nowait((message, received_at or time.perf_counter()))
+        self._queued_bytes += size
         return 0
+
+    def send_later(self, kind: str, build: Callable[[], bytes]) -> None:
+        """Send what ``build`` makes, built when it is sent: at once if possible, else when
+        the writer gets to it. A request of a kind already queued replaces it, so a client
+        that asks again and again without reading holds one answer, not one per request."""
+        if self.ws.closed:
+            return
+        if kind in self._later:
+            self._later[kind] = build
+            return
+        if self._direct():
+            data = ws_frame(build())
+            assert self.transport is not None
+            self.transport.write(data)
+            if self.on_sent is not None:
+                self.on_sent(len(data), None)
+            return
+        if self._queue.full():
+            self._overflow()
+            if self.ws.closed or self.resync is None:
+                return
+        self._later[kind] = build
+        self._queue.put_nowait((_Later(kind), time.perf_counter()))
+
+    def _direct(self) -> bool:
+        """Whether a frame can be written to the transport at once (nothing queued before it,
+        and the transport's own buffer small)."""
+        transport = self.transport
+        return (
+            transport is not None
+            and not self._busy
+            and self._queue.empty()
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT
+        )
+
+    def _overflow(self) -> None:
+        """The queue is full (in messages or bytes): a document socket's queue is replaced by
+        the whole state (which also answers any sync step 1 waiting in it); an events socket
+        is closed (4008), since events cannot be caught up that way."""
+        self.overflows += 1
+        if self.resync is None:
+            asyncio.get_running_loop().create_task(
+                self.close(CloseCode.SLOW_READER, "client too slow to keep up")
+            )
+            return
+        kept = {k: v for k, v in self._later.items() if k not in ("sync", RESYNC)}
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self._queue.task_done()
+        self._queued_bytes = 0
+        self._later = {RESYNC: self.resync, **kept}
+        for kind in self._later:
+            self._queue.put_nowait((_Later(kind), time.perf_counter()))
 
     def hold(self) -> None:
         """Keep what is sent from now on until ``release`` (while a welcome is built)."""
@@ -287,13 +352,15 @@ class Peer:
             self._busy = False
             queued, received_at = await self._queue.get()
             self._busy = True
-            if isinstance(queued, _Resync):
-                if self.resync is None:
+            if isinstance(queued, _Later):
+                build = self._later.pop(queued.kind, None)
+                if build is None:
                     self._queue.task_done()
                     continue
-                message: bytes | str = self.resync()
+                message: bytes | str = build()
             else:
                 message = queued
+                self._queued_bytes -= len(message)
             try:
                 if isinstance(message, bytes):
                     await self.ws.send_bytes(message)

@@ -158,7 +158,7 @@ class Room:
     def receive(self, peer: Peer, message: bytes) -> None:
         """Handle one binary message from a document socket.
 
-        An update past the socket's rate is put in its backlog (``apply_backlog`` applies it
+        An update past the socket's rate is put in its backlog (``apply_deferred`` applies it
         once the bucket allows); the socket's reader then reads no faster than that.
 
         Raises:
@@ -174,8 +174,10 @@ class Room:
             elif kind == YMessageType.AWARENESS:
                 self._receive_awareness(peer, message, received_at)
             elif kind == _QUERY_AWARENESS:
-                ids = list(self.awareness.states)
-                peer.send(create_awareness_message(self.awareness.encode_awareness_update(ids)))
+                if peer.deferred or not peer.take_update_token():
+                    peer.deferred_awareness = True
+                else:
+                    self._answer_awareness(peer)
             elif kind == 2:  # auth messages are answered by the token at connect time
                 return
             else:
@@ -193,27 +195,57 @@ class Room:
         sync_type, body = message[1], message[2:]
         if sync_type == YSyncMessageType.SYNC_STEP1:
             state = read_message(body)
-            # Held updates go too, as Yjs answers: a client that synced before their
-            # dependency arrived would otherwise never receive them.
-            peer.send(_SYNC_STEP2_PREFIX + write_message(self.document.encode(state)))
+            # Answers cost a token as updates do: a client asking again and again is slowed
+            # down, and its answers wait as one (the latest), never one copy per request.
+            if peer.deferred or not peer.take_update_token():
+                peer.deferred_sync = state
+            else:
+                self._answer_sync(peer, state)
             return
         if sync_type not in (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE):
             raise SocketClosed(CloseCode.MALFORMED, f"unknown sync message {sync_type}")
         update = read_message(body)
         if peer.readonly or update == EMPTY_UPDATE:
             return  # observers' edits are dropped here and reach no one
-        if peer.backlog or not peer.take_update_token():
+        if peer.deferred or not peer.take_update_token():
             peer.backlog.append(update)
             peer.backlog_bytes += len(update)
             return
         self._apply(peer, update, received_at)
 
-    def apply_backlog(self, peer: Peer) -> None:
-        """Apply a socket's backlog as one update (the caller took a token for it).
+    def _answer_sync(self, peer: Peer, state: bytes) -> None:
+        # Held updates go too, as Yjs answers: a client that synced before their dependency
+        # arrived would otherwise never receive them. Built when sent, from the document as
+        # it is then.
+        peer.send_later(
+            "sync", lambda: _SYNC_STEP2_PREFIX + write_message(self.document.encode(state))
+        )
+
+    def _answer_awareness(self, peer: Peer) -> None:
+        peer.send_later(
+            "awareness",
+            lambda: create_awareness_message(
+                self.awareness.encode_awareness_update(list(self.awareness.states))
+            ),
+        )
+
+    def apply_deferred(self, peer: Peer) -> None:
+        """Do what waited for the socket's rate, as one (the caller took a token for it): the
+        backlog applied as one update, then the latest sync step 1 and awareness query
+        answered.
 
         Raises:
             SocketClosed: an update is malformed or the document would grow past its limit.
         """
+        self._apply_backlog(peer)
+        if peer.deferred_sync is not None:
+            state, peer.deferred_sync = peer.deferred_sync, None
+            self._answer_sync(peer, state)
+        if peer.deferred_awareness:
+            peer.deferred_awareness = False
+            self._answer_awareness(peer)
+
+    def _apply_backlog(self, peer: Peer) -> None:
         backlog, peer.backlog, peer.backlog_bytes = peer.backlog, [], 0
         if not backlog:
             return

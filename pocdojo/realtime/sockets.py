@@ -121,6 +121,7 @@ def _limits(request: web.Request) -> Limits:
         max_document_bytes=settings.ws_max_document_bytes,
         updates_per_second=settings.ws_updates_per_second,
         burst=settings.ws_update_burst,
+        queue_bytes=settings.ws_max_queued_bytes,
     )
 
 
@@ -223,10 +224,10 @@ async def _doc_messages(request: web.Request, rooms: Rooms, room: Room, peer: Pe
     limit = peer.limits.max_message_bytes
     try:
         while True:
-            if peer.backlog:
+            if peer.deferred:
                 wait = peer.token_wait()
                 if wait <= 0 and peer.take_update_token():
-                    room.apply_backlog(peer)
+                    room.apply_deferred(peer)
                     continue
                 if peer.backlog_bytes >= limit:
                     await asyncio.sleep(wait)
@@ -252,7 +253,7 @@ async def _doc_messages(request: web.Request, rooms: Rooms, room: Room, peer: Pe
         # What the client sent before it went is kept, as if it had been read in time.
         if peer.backlog:
             with contextlib.suppress(SocketClosed):
-                room.apply_backlog(peer)
+                room.apply_deferred(peer)
 
 
 async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -> None:

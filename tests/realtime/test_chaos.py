@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -319,9 +320,17 @@ async def run_scenario(chaos: Chaos, prober: Prober, scenario: Scenario) -> None
 
 
 @pytest.fixture
-def own(tmp_path: Path) -> Iterator[OwnEngines]:
-    """A PostgreSQL and a Valkey for this test alone (it stops and kills them)."""
-    with own_engines(tmp_path / "engines") as engines:
+def own() -> Iterator[OwnEngines]:
+    """A PostgreSQL and a Valkey for this test alone (it stops and kills them).
+
+    Their data lives outside pytest's temporary folders: PostgreSQL runs as another user, and
+    a pytest session starting meanwhile makes its root folder private again, which would lock
+    that user out of a server started later in the run.
+    """
+    with (
+        tempfile.TemporaryDirectory(prefix="pocdojo-chaos-") as data_dir,
+        own_engines(Path(data_dir)) as engines,
+    ):
         yield engines
 
 

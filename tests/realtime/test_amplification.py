@@ -1,0 +1,90 @@
+"""A client cannot make the server hold copies of the document for it: answers it asks for
+again and again wait as one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+from pycrdt import (
+    Awareness,
+    Doc,
+    YMessageType,
+    YSyncMessageType,
+    create_awareness_message,
+    create_sync_message,
+)
+
+from pocdojo.realtime.peer import Peer
+from pocdojo.realtime.sockets import rooms_key
+from tests.dojo_helpers import Dojo, create_dojo, join
+from tests.helpers import Account, register, signup
+from tests.yclient import YClient
+
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
+
+_STEP2 = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
+_MARK = {"done": "asking"}
+
+
+async def _room(client: Client, http: aiohttp.ClientSession) -> tuple[Dojo, Account, YClient]:
+    """A room whose document holds 400 KB, its host, and the host's client (the writer)."""
+    host = await signup(client)
+    dojo = await create_dojo(client, host, initialCode="")
+    writer = await YClient.connect(http, dojo.doc(dojo.host_token))
+    await writer.synced.wait()
+    for i in range(4):
+        writer.text += f"{i}" * 100_000
+    return dojo, host, writer
+
+
+def _peers(client: Client, dojo: Dojo) -> set[Peer]:
+    assert client.app is not None
+    peers: set[Peer] = client.app[rooms_key].rooms[UUID(dojo.session_id)].doc_peers
+    return peers
+
+
+async def _read_until(ws: aiohttp.ClientWebSocketResponse, marker: bytes) -> int:
+    """Read until a message holds ``marker``; how many sync answers came on the way."""
+    answers = 0
+    async with asyncio.timeout(30):
+        while True:
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.BINARY, (msg.type, ws.close_code)
+            data: bytes = msg.data
+            answers += data[:2] == _STEP2
+            if marker in data:
+                return answers
+
+
+async def test_a_client_asking_for_the_state_without_reading_gets_one_answer(
+    client: Client,
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        dojo, host, writer = await _room(client, http)
+        guest = await join(client, dojo, await register(client, host))
+        greedy = await http.ws_connect(dojo.doc(guest), max_msg_size=0)
+        # 300 requests for the whole state (10 bytes each) and no reading: answered one by
+        # one, that was 300 copies of the document held for this socket.
+        ask = create_sync_message(Doc())
+        for _ in range(300):
+            await greedy.send_bytes(ask)
+        # Its awareness after the requests: once the writer sees it, the server read them all.
+        awareness = Awareness(Doc())
+        awareness.set_local_state(_MARK)
+        update = awareness.encode_awareness_update([awareness.client_id])
+        await greedy.send_bytes(create_awareness_message(update))
+        await writer.wait_for(lambda: _MARK in writer.remote_awareness.values(), within=30)
+        waiting = max(p.queued_bytes for p in _peers(client, dojo))
+        assert waiting <= 4 * 1024 * 1024
+        writer.text += "<end>"
+        answers = await _read_until(greedy, b"<end>")
+        # The kernel's socket buffers take the first few answers; past them, one waits.
+        assert answers < 30, f"{answers} answers for 300 requests"
+        await greedy.close()
+        await writer.close()
