@@ -6,6 +6,8 @@ limiting for a while is better than refusing every login.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -24,6 +26,34 @@ redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
 return {count, redis.call('TTL', KEYS[1])}
 """
 
+# Check every counter and count on all or none in one script, so attempts sent at once cannot
+# all pass a check made before any of them is counted. Returns the TTL of a full counter, or 0.
+_RESERVE = """
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then
+    return math.max(redis.call('TTL', key), 1)
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[1], 'NX')
+end
+return 0
+"""
+
+# Give back one event under the first ARGV[1] keys and forget the others. DECR keeps the
+# window's expiry; the floor at zero keeps a counter that expired meanwhile from going negative.
+_RELEASE = """
+for i, key in ipairs(KEYS) do
+  if i > tonumber(ARGV[1]) then
+    redis.call('DEL', key)
+  elseif tonumber(redis.call('GET', key) or '0') > 0 then
+    redis.call('DECR', key)
+  end
+end
+return 0
+"""
+
 
 class RateLimiter:
     """Counts events per key within a window of seconds."""
@@ -31,6 +61,8 @@ class RateLimiter:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._hit_script = redis.register_script(_HIT)
+        self._reserve_script = redis.register_script(_RESERVE)
+        self._release_script = redis.register_script(_RELEASE)
 
     async def consume(self, key: str, *, limit: int, window: int, what: str) -> None:
         """Count one event and refuse it if it is over ``limit`` in the window.
@@ -73,9 +105,40 @@ class RateLimiter:
         if raw is not None and int(raw) >= limit:
             raise RateLimited(f"too many {what}; try again later", retry_after=max(int(ttl), 1))
 
-    async def hit(self, key: str, *, window: int) -> int:
-        """Count one event; returns the count in the current window (0 if Redis is down)."""
-        return (await self._hit(key, window))[0]
+    async def reserve(self, limits: Mapping[str, int], *, window: int, what: str) -> None:
+        """Count one event under every key, or none if any key has reached its limit.
+
+        Reserve before doing what is limited, and ``release`` if it turns out not to count:
+        checking first and counting afterwards lets every attempt in flight pass the check.
+
+        Args:
+            limits: each key and the number of events it allows in the window.
+            window: seconds a key's window lasts from its first event.
+            what: the events' name, for the refusal's message.
+
+        Raises:
+            RateLimited: some key has reached its limit; nothing is counted.
+        """
+        keys = [_PREFIX + key for key in limits]
+        try:
+            full = await self._reserve_script(keys=keys, args=[window, *limits.values()])
+        except (RedisError, OSError) as exc:
+            log.warning("rate limiter unavailable", error=str(exc))
+            return
+        if int(full):
+            raise RateLimited(f"too many {what}; try again later", retry_after=int(full))
+
+    async def release(self, *keys: str, forget: Sequence[str] = ()) -> None:
+        """Give back one reserved event under each of ``keys``, and forget all under ``forget``.
+
+        One round trip for both, as settling a reservation is on the path of every success.
+        """
+        try:
+            await self._release_script(
+                keys=[_PREFIX + key for key in (*keys, *forget)], args=[len(keys)]
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("rate limiter unavailable", error=str(exc))
 
     async def reset(self, key: str) -> None:
         """Forget the events counted under ``key``."""

@@ -17,7 +17,6 @@ from pydantic import Field
 from pocdojo.core import appkeys
 from pocdojo.core.db import audit, tenant_tx
 from pocdojo.core.db import sessions as sessions_db
-from pocdojo.core.db import tenants as tenants_db
 from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Unauthorized
 from pocdojo.core.security import RefreshToken
@@ -81,14 +80,20 @@ async def login(ctx: Ctx, body: LoginRequest) -> LoginResponse:
     limiter = ctx.app[appkeys.limiter_key]
     pool = ctx.app[appkeys.db_pool_key]
     ip_key = f"login:ip:{ctx.client_ip}"
+    # Refuse a blocked address before it costs a query; the reservation below enforces.
     await limiter.ensure_below(ip_key, limit=settings.login_fail_limit_ip, what="failed logins")
     async with tenant_tx(pool, None) as conn:
-        tenant_id = await tenants_db.resolve(conn, body.tenant_id)
-    # Keyed by the resolved tenant, so naming it by id or by domain counts as one account.
+        tenant_id, name = await users_db.login_target(conn, body.tenant_id, body.username)
+    # Keyed by the resolved tenant, so naming it by id or by domain counts as one account, and
+    # by the name as the lookup folds it, so every spelling that finds the user counts as one.
     tenant_ref = str(tenant_id) if tenant_id else body.tenant_id.lower()
-    account_key = f"login:acct:{tenant_ref}:{body.username.lower()}"
-    await limiter.ensure_below(
-        account_key, limit=settings.login_fail_limit_account, what="failed logins"
+    account_key = f"login:acct:{tenant_ref}:{name}"
+    # Count the attempt as failed before verifying it, so attempts sent at once cannot all
+    # pass the limits; a success gives its place back below.
+    await limiter.reserve(
+        {ip_key: settings.login_fail_limit_ip, account_key: settings.login_fail_limit_account},
+        window=settings.login_fail_window,
+        what="failed logins",
     )
     credentials = None
     if tenant_id is not None:
@@ -99,8 +104,6 @@ async def login(ctx: Ctx, body: LoginRequest) -> LoginResponse:
         credentials.password_hash if credentials else None, body.password
     )
     if not ok or credentials is None or not credentials.user.is_active:
-        await limiter.hit(ip_key, window=settings.login_fail_window)
-        await limiter.hit(account_key, window=settings.login_fail_window)
         if tenant_id is not None:
             async with tenant_tx(pool, tenant_id) as conn:
                 user_id = credentials.user.id if credentials else None
@@ -115,7 +118,8 @@ async def login(ctx: Ctx, body: LoginRequest) -> LoginResponse:
         raise Unauthorized(_BAD_CREDENTIALS, code="invalid_credentials")
 
     user = credentials.user
-    await limiter.reset(account_key)
+    # A success is no failure for the address, and clears the account's failures.
+    await limiter.release(ip_key, forget=[account_key])
     session_id = uuid.uuid4()
     refresh = RefreshToken.new(user.tenant_id)
     async with tenant_tx(pool, user.tenant_id) as conn:

@@ -7,6 +7,7 @@ import ipaddress
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -586,6 +587,74 @@ async def test_successful_login_resets_account_counter(
     await fail_twice()
     resp = await post_login(limited, user.username, PASSWORD, admin.tenant_id, ip=ip)
     assert resp.status == 200, await resp.text()
+
+
+async def test_successful_logins_do_not_count_against_the_ip(
+    make_client: MakeClient, admin: Account
+) -> None:
+    limited = await make_client(login_fail_limit_ip=2)
+    ip = fresh_ip()
+    for _ in range(4):
+        resp = await post_login(limited, admin.username, PASSWORD, admin.tenant_id, ip=ip)
+        assert resp.status == 200, await resp.text()
+    for _ in range(2):
+        resp = await post_login(limited, admin.username, "Wr0ng!Password", admin.tenant_id, ip=ip)
+        await assert_unauthorized(resp, "invalid_credentials")
+    resp = await post_login(limited, admin.username, PASSWORD, admin.tenant_id, ip=ip)
+    assert resp.status == 429, await resp.text()
+
+
+@pytest.mark.parametrize("limit", ["account", "ip"])
+async def test_parallel_failures_verify_at_most_the_limit(
+    make_client: MakeClient, client: Client, admin: Account, limit: str
+) -> None:
+    """The limit holds for attempts sent at once: each reserves its place before the password
+    is verified, so no more than the limit are verified and the rest get 429."""
+    limited = await make_client(**{f"login_fail_limit_{limit}": 5})
+    user = await register(client, admin, log_in=False)
+    ip = fresh_ip()
+    # Against the account from many addresses, or from one address against many names.
+    by_account = limit == "account"
+    attempts = [
+        (user.username, fresh_ip()) if by_account else (unique("nobody"), ip) for _ in range(40)
+    ]
+    flood = await asyncio.gather(
+        *(
+            post_login(limited, name, "Wr0ng!Password", admin.tenant_id, ip=source)
+            for name, source in attempts
+        )
+    )
+    answers = Counter(resp.status for resp in flood)
+    assert answers == {401: 5, 429: 35}, answers
+
+    # The right password, sent after the flood, is refused too.
+    source = fresh_ip() if by_account else ip
+    resp = await post_login(limited, user.username, PASSWORD, admin.tenant_id, ip=source)
+    assert resp.status == 429, await resp.text()
+    assert retry_after(resp) > 0
+
+
+async def test_account_lock_holds_for_spellings_the_database_folds_to_the_name(
+    make_client: MakeClient, client: Client
+) -> None:
+    """PostgreSQL's lower() turns 'İ' (U+0130) into 'i' where Python's gives 'i' and a combining
+    dot, so such a spelling finds the account: it must find the account's lock as well."""
+    limited = await make_client(login_fail_limit_account=5)
+    victim = await signup(client, username=unique("victim"))
+    variant = victim.username.replace("i", "\u0130")
+    assert variant.lower() != victim.username.lower()  # Python alone would not match them
+
+    # The database does match them: the variant spelling logs in as the victim.
+    resp = await post_login(limited, variant, PASSWORD, victim.tenant_id)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["userId"] == victim.user_id
+
+    for _ in range(5):
+        resp = await post_login(limited, victim.username, "Wr0ng!Password", victim.tenant_id)
+        await assert_unauthorized(resp, "invalid_credentials")
+    for spelling in (variant, variant.upper(), victim.username.upper()):
+        resp = await post_login(limited, spelling, PASSWORD, victim.tenant_id)
+        assert resp.status == 429, (spelling, await resp.text())
 
 
 # --- audit -----------------------------------------------------------------------------------

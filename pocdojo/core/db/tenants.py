@@ -77,12 +77,6 @@ async def get(conn: Any, tenant_id: UUID, *, for_update: bool = False) -> Tenant
     return _tenant(row) if row else None
 
 
-async def resolve(conn: Any, ref: str) -> UUID | None:
-    """The id of the active tenant whose id or domain is ``ref``."""
-    result: UUID | None = await conn.fetchval("SELECT app_resolve_tenant($1)", ref)
-    return result
-
-
 async def usage(conn: Any, tenant_id: UUID) -> TenantUsage:
     """Counts of what the tenant holds."""
     user_count = await conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1", tenant_id)

@@ -73,8 +73,22 @@ async def get(conn: Any, user_id: UUID, *, for_update: bool = False) -> User | N
     return _user(row) if row else None
 
 
+async def login_target(conn: Any, tenant_ref: str, username: str) -> tuple[UUID | None, str]:
+    """The active tenant ``tenant_ref`` names (its id or domain), and ``username`` folded the
+    way ``credentials_by_username`` folds it, in one round trip.
+
+    The folding is the database's ``lower()``, whose rules come from its collation and are not
+    Python's (PostgreSQL turns 'İ' into 'i', Python into 'i' and a combining dot): only the
+    database can say which spellings of a name find the same user.
+    """
+    row = await conn.fetchrow(
+        "SELECT app_resolve_tenant($1) AS tenant_id, lower($2::text) AS name", tenant_ref, username
+    )
+    return row["tenant_id"], row["name"]
+
+
 async def credentials_by_username(conn: Any, username: str) -> Credentials | None:
-    """The user and password hash for a login name (case-insensitive)."""
+    """The user and password hash for a login name (case-insensitive, see ``login_target``)."""
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)",
         username,
