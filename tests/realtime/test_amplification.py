@@ -1,9 +1,10 @@
 """A client cannot make the server hold copies of the document for it: answers it asks for
-again and again wait as one."""
+again and again wait as one, and what waits for a socket is capped in bytes."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -22,7 +23,7 @@ from pycrdt import (
 from pocdojo.realtime.peer import Peer
 from pocdojo.realtime.sockets import rooms_key
 from tests.dojo_helpers import Dojo, create_dojo, join
-from tests.helpers import Account, register, signup
+from tests.helpers import Account, register, signup, wait_until
 from tests.yclient import YClient
 
 Client = TestClient[Any, Any]
@@ -87,4 +88,37 @@ async def test_a_client_asking_for_the_state_without_reading_gets_one_answer(
         # The kernel's socket buffers take the first few answers; past them, one waits.
         assert answers < 30, f"{answers} answers for 300 requests"
         await greedy.close()
+        await writer.close()
+
+
+async def test_what_waits_for_a_reader_is_capped_in_bytes_and_it_still_catches_up(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(ws_max_queued_bytes=256 * 1024)
+    async with aiohttp.ClientSession() as http:
+        dojo, host, writer = await _room(client, http)
+        guest = await join(client, dojo, await register(client, host))
+        slow = await YClient.connect(http, dojo.doc(guest))
+        await slow.wait_for(lambda: len(slow.code) == 400_000, within=30)
+        # The slow client stops reading, with a small receive buffer, so the server's socket
+        # backs up; the writer sends 7 MB in 1 MB updates (under the 8 MiB document limit).
+        transport = slow.ws._response.connection.transport  # type: ignore[union-attr]
+        assert transport is not None
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        transport.pause_reading()
+        for i in range(7):
+            writer.text += chr(ord("a") + i) * 1_000_000
+        writer.text += "<end>"
+        expected = writer.code
+        peers = _peers(client, dojo)
+        # Seven updates queue far fewer than the 1,024 messages a queue holds: the byte cap
+        # is what replaced them by the whole state.
+        await wait_until(lambda: any(p.overflows for p in peers), within=30)
+        assert all(p.queued_bytes <= 256 * 1024 for p in peers)
+        # Reading again, it receives the whole state in place of what was dropped.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+        transport.resume_reading()
+        await slow.wait_for(lambda: slow.code == expected, within=60)
+        await slow.close()
         await writer.close()
