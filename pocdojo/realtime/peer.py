@@ -41,6 +41,7 @@ class CloseCode:
     GOING_AWAY = 1001  # retried: the node is shutting down
     TRY_AGAIN_LATER = 1013  # retried: the room could not be loaded (database unreachable)
     SLOW_READER = 4008  # retried: an events socket fell too far behind reading
+    TOO_MANY_SOCKETS = 4029  # retried: the user has as many sockets open as allowed
     MALFORMED = 4400
     UNAUTHORIZED = 4401
     FORBIDDEN = 4403
@@ -68,6 +69,39 @@ class Limits:
     # Bytes a socket's queue may hold: past it, a document socket's queue is replaced by the
     # whole state and an events socket is closed (4008).
     queue_bytes: int = 4 * 1024 * 1024
+    max_awareness_bytes: int = 64 * 1024
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up.
+
+    One per user and room on a node, shared by that user's sockets there: opening more
+    sockets does not multiply what a user may send.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._refilled = time.monotonic()
+
+    def take(self) -> bool:
+        """Take a token if there is one."""
+        self._refill()
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def wait(self) -> float:
+        """Seconds until the bucket holds a token (0 if it does)."""
+        self._refill()
+        return max(0.0, (1 - self._tokens) / self.rate)
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
 
 
 # Unwritten bytes a socket may hold in its transport before sends go through its queue
@@ -113,8 +147,8 @@ class Peer:
     overflows: int = 0  # times the queue was replaced by the whole state (or the socket closed)
     _later: dict[str, Callable[[], bytes]] = field(default_factory=dict)
     _writer: asyncio.Task[None] | None = None
-    _tokens: float = 0.0
-    _refilled: float = field(default_factory=time.monotonic)
+    # Updates, sync requests and awareness; by default the socket's own, else its user's.
+    bucket: TokenBucket | None = None
     on_sent: Callable[[int, float | None], None] | None = None
     # Builds the catch-up message for a document socket whose queue overflowed.
     resync: Callable[[], bytes] | None = None
@@ -127,6 +161,7 @@ class Peer:
     # A sync step 1 or an awareness query past the rate, answered with the backlog.
     deferred_sync: bytes | None = None
     deferred_awareness: bool = False
+    deferred_awareness_update: bytes | None = None  # the latest one; earlier ones are stale
     # The task reading the socket; a close asked by another task is done by that one.
     reader: asyncio.Task[Any] | None = None
     close_request: tuple[int, str] | None = None
@@ -135,7 +170,8 @@ class Peer:
 
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.limits.queue_size)
-        self._tokens = float(self.limits.burst)
+        if self.bucket is None:
+            self.bucket = TokenBucket(self.limits.updates_per_second, self.limits.burst)
 
     @property
     def queued_bytes(self) -> int:
@@ -145,7 +181,12 @@ class Peer:
     @property
     def deferred(self) -> bool:
         """Whether anything waits for the rate to allow it."""
-        return bool(self.backlog) or self.deferred_sync is not None or self.deferred_awareness
+        return (
+            bool(self.backlog)
+            or self.deferred_sync is not None
+            or self.deferred_awareness
+            or self.deferred_awareness_update is not None
+        )
 
     @property
     def readonly(self) -> bool:
@@ -329,23 +370,14 @@ class Peer:
                 self.transport.abort()
 
     def take_update_token(self) -> bool:
-        """Token bucket for updates per second."""
-        self._refill()
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
+        """A token for an update, a sync request or an awareness message."""
+        assert self.bucket is not None
+        return self.bucket.take()
 
     def token_wait(self) -> float:
         """Seconds until the bucket holds a token (0 if it does)."""
-        self._refill()
-        return max(0.0, (1 - self._tokens) / self.limits.updates_per_second)
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        rate = self.limits.updates_per_second
-        self._tokens = min(self.limits.burst, self._tokens + (now - self._refilled) * rate)
-        self._refilled = now
+        assert self.bucket is not None
+        return self.bucket.wait()
 
     async def _write_loop(self) -> None:
         while True:

@@ -34,12 +34,15 @@ from pycrdt import (
 )
 
 from pocdojo.crdt.document import EMPTY_UPDATE, Document
-from pocdojo.realtime.peer import CloseCode, Peer, SocketClosed, ws_frame
+from pocdojo.realtime.peer import CloseCode, Peer, SocketClosed, TokenBucket, ws_frame
 
 log = structlog.get_logger(__name__)
 
 _SYNC_STEP2_PREFIX = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
 _QUERY_AWARENESS = 3
+# What decoding a garbled frame raises: pycrdt raises ValueError for an update it cannot
+# decode; the decoders raise the others on truncated or garbled frames.
+_MALFORMED = (ValueError, IndexError, KeyError, UnicodeDecodeError, RuntimeError)
 
 
 @dataclass(eq=False)
@@ -113,6 +116,10 @@ class Room:
         self.awareness.observe(self._claim_awareness)
         self.doc_peers: set[Peer] = set()
         self.event_peers: set[Peer] = set()
+        # Limits per user (shared by the user's sockets here): updates, signals, chat times.
+        self.buckets: dict[UUID, TokenBucket] = {}
+        self.signal_buckets: dict[UUID, TokenBucket] = {}
+        self.chat_times: dict[UUID, list[float]] = {}
         self.origin = uuid.uuid4().hex[:12]
         self.seq = 0
         self.unsaved: list[tuple[int, bytes]] = []  # (seq, update), in the order accepted
@@ -131,6 +138,20 @@ class Room:
     @property
     def empty(self) -> bool:
         return not self.doc_peers and not self.event_peers
+
+    def bucket_for(self, user_id: UUID, rate: float, burst: int) -> TokenBucket:
+        """The token bucket shared by a user's sockets in this room on this node."""
+        bucket = self.buckets.get(user_id)
+        if bucket is None:
+            bucket = self.buckets[user_id] = TokenBucket(rate, burst)
+        return bucket
+
+    def forget_user(self, user_id: UUID) -> None:
+        """A socket of ``user_id`` left: drop its shared limits once none is left."""
+        if not any(p.user_id == user_id for p in self.doc_peers | self.event_peers):
+            self.buckets.pop(user_id, None)
+            self.signal_buckets.pop(user_id, None)
+            self.chat_times.pop(user_id, None)
 
     # --- document sockets ------------------------------------------------------------------
 
@@ -184,9 +205,7 @@ class Room:
                 raise SocketClosed(CloseCode.MALFORMED, f"unknown message type {kind}")
         except SocketClosed:
             raise
-        except (ValueError, IndexError, KeyError, UnicodeDecodeError, RuntimeError) as exc:
-            # pycrdt raises ValueError for an update it cannot decode; the decoders raise the
-            # others on truncated or garbled frames.
+        except _MALFORMED as exc:
             raise SocketClosed(CloseCode.MALFORMED, "malformed message") from exc
 
     def _receive_sync(self, peer: Peer, message: bytes, received_at: float) -> None:
@@ -238,6 +257,12 @@ class Room:
             SocketClosed: an update is malformed or the document would grow past its limit.
         """
         self._apply_backlog(peer)
+        if peer.deferred_awareness_update is not None:
+            message, peer.deferred_awareness_update = peer.deferred_awareness_update, None
+            try:
+                self._relay_awareness(peer, message, time.perf_counter())
+            except _MALFORMED as exc:
+                raise SocketClosed(CloseCode.MALFORMED, "malformed awareness") from exc
         if peer.deferred_sync is not None:
             state, peer.deferred_sync = peer.deferred_sync, None
             self._answer_sync(peer, state)
@@ -297,6 +322,16 @@ class Room:
             origin.awareness_ids.difference_update(ids["removed"])
 
     def _receive_awareness(self, peer: Peer, message: bytes, received_at: float) -> None:
+        if len(message) > peer.limits.max_awareness_bytes:
+            raise SocketClosed(CloseCode.TOO_LARGE, "awareness message too large")
+        if peer.deferred or not peer.take_update_token():
+            # Only the latest state counts: one waiting replaces the one before.
+            read_message(message[1:])  # malformed or not, it is known now
+            peer.deferred_awareness_update = message
+            return
+        self._relay_awareness(peer, message, received_at)
+
+    def _relay_awareness(self, peer: Peer, message: bytes, received_at: float) -> None:
         payload = read_message(message[1:])
         self.awareness.apply_awareness_update(payload, origin=peer)
         self._fan_out(message, exclude=peer, received_at=received_at)

@@ -43,6 +43,18 @@ _ONLINE_TTL = 45.0
 HELLO_INTERVAL = 5.0
 _OTHERS_TTL = 3 * HELLO_INTERVAL
 
+# Takes a place among a user's sockets (KEYS[1]) unless ARGV[3] are taken: drops the lapsed
+# (score before ARGV[1]), then adds ARGV[4] lapsing at ARGV[2]; the key expires after ARGV[5].
+_CLAIM = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+    return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class RoomSettings:
@@ -123,6 +135,7 @@ class Rooms:
         self._online: dict[UUID, set[str]] = {}
         self._presence = Periodic("presence", _ONLINE_TTL / 3, self._refresh_online)
         self._hello = Periodic("room-hello", HELLO_INTERVAL, self._say_hello)
+        self._claim = redis.register_script(_CLAIM)
         self._unloading: set[asyncio.Task[Any]] = set()
         self._closing: dict[UUID, asyncio.Future[None]] = {}
         self._last_history = time.monotonic()
@@ -352,14 +365,35 @@ class Rooms:
         with contextlib.suppress(RedisError, OSError):
             await self.redis.zadd(f"dojo:{session_id}:online", {member: time.time() + _ONLINE_TTL})
 
+    async def claim_socket(self, session_id: UUID, user_id: UUID, peer_id: str, cap: int) -> bool:
+        """Take one of a user's ``cap`` places for sockets in a session, across nodes.
+
+        Atomic in Redis, so sockets opened at once cannot all pass; a place is held while
+        its node refreshes it (``mark_offline`` frees it, a dead node's lapse). Redis being
+        down lets the socket in: serving beats refusing.
+        """
+        now = time.time()
+        try:
+            claimed = await self._claim(
+                keys=[_sockets_key(session_id, user_id)],
+                args=[now, now + _ONLINE_TTL, cap, peer_id, int(_ONLINE_TTL * 2)],
+            )
+        except (RedisError, OSError):
+            return True
+        return bool(claimed)
+
     async def mark_offline(self, session_id: UUID, member: str) -> None:
         members = self._online.get(session_id)
         if members is not None:
             members.discard(member)
             if not members:
                 del self._online[session_id]
+        user, _, peer_id = member.partition(":")
         with contextlib.suppress(RedisError, OSError):
-            await self.redis.zrem(f"dojo:{session_id}:online", member)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(f"dojo:{session_id}:online", member)
+                pipe.zrem(_sockets_key(session_id, UUID(user)), peer_id)
+                await pipe.execute()
 
     async def _refresh_online(self) -> None:
         """One pipelined refresh for every socket of this node (a node that dies stops
@@ -371,7 +405,17 @@ class Rooms:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for session_id, members in self._online.items():
                     pipe.zadd(f"dojo:{session_id}:online", dict.fromkeys(members, expires))
+                    for member in members:
+                        user, _, peer_id = member.partition(":")
+                        key = _sockets_key(session_id, UUID(user))
+                        pipe.zadd(key, {peer_id: expires})
+                        pipe.expire(key, int(_ONLINE_TTL * 2))
                 await pipe.execute()
+
+
+def _sockets_key(session_id: UUID, user_id: UUID) -> str:
+    """A user's sockets in a session, on every node: peer id → when its place lapses."""
+    return f"dojo:{session_id}:sockets:{user_id}"
 
 
 async def online_users(redis: Redis, session_id: UUID) -> set[str]:

@@ -27,7 +27,7 @@ from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
 from pocdojo.core.errors import Unauthorized
 from pocdojo.core.security import DojoClaims
-from pocdojo.realtime.peer import CloseCode, Limits, Peer, SocketClosed
+from pocdojo.realtime.peer import CloseCode, Limits, Peer, SocketClosed, TokenBucket
 from pocdojo.realtime.room import Room
 from pocdojo.realtime.rooms import Rooms, online_users
 from pocdojo.rest.api import Routes
@@ -122,6 +122,7 @@ def _limits(request: web.Request) -> Limits:
         updates_per_second=settings.ws_updates_per_second,
         burst=settings.ws_update_burst,
         queue_bytes=settings.ws_max_queued_bytes,
+        max_awareness_bytes=settings.ws_max_awareness_bytes,
     )
 
 
@@ -169,7 +170,18 @@ async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketRe
         log.warning("room could not be loaded", error=str(exc), socket=kind)
         await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"room unavailable, retry")
         return ws
-    peer = Peer(ws, claims.user_id, admitted.username, admitted.role, _limits(request))
+    limits = _limits(request)
+    bucket = room.bucket_for(claims.user_id, limits.updates_per_second, limits.burst)
+    peer = Peer(ws, claims.user_id, admitted.username, admitted.role, limits, bucket=bucket)
+    cap = request.app[appkeys.settings_key].ws_sockets_per_user
+    if not await rooms.claim_socket(room.session_id, claims.user_id, peer.peer_id, cap):
+        # Others of the user's sockets hold every place: one may close, so a code clients
+        # retry (with backoff), not a final one.
+        await ws.close(
+            code=CloseCode.TOO_MANY_SOCKETS, message=f"at most {cap} sockets per user".encode()
+        )
+        rooms.release(room)
+        return ws
     peer.on_sent = rooms.metrics.sent
     peer.transport = request.transport
     await _serve(request, rooms, room, peer, kind, handle)
@@ -208,6 +220,7 @@ async def _serve(
             await _presence(rooms, room, peer, "left")
         await peer.stop()
         await rooms.mark_offline(room.session_id, member)
+        room.forget_user(peer.user_id)
         gauge.dec()
         rooms.release(room)
 
@@ -265,7 +278,10 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
     backlog_ids = await _welcome(request, rooms, room, peer)
     peer.release(lambda message: _chat_id(message) in backlog_ids)
     await _presence(rooms, room, peer, "joined")
-    chat_times: list[float] = []
+    chat_times = room.chat_times.setdefault(peer.user_id, [])
+    signals = room.signal_buckets.setdefault(
+        peer.user_id, TokenBucket(settings.ws_signals_per_second, settings.ws_signal_burst)
+    )
     while (msg := await peer.receive()) is not None:
         if msg.type in _FINAL:
             break
@@ -296,6 +312,9 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             except _DATABASE_DOWN:
                 peer.send(_error("unavailable", "chat could not be stored; send it again"))
         elif isinstance(event, SignalIn):
+            if not signals.take():
+                peer.send(_error("rate_limited", "too many signals; wait a little"))
+                continue
             _relay(rooms, room, peer, event)
         elif isinstance(event, RecordingIn):
             if peer.role != "host":

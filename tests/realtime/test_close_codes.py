@@ -396,8 +396,11 @@ async def _read_to_close(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | Non
 
 
 async def test_an_events_socket_that_stops_reading_is_closed_with_4008(
-    client: Client, admin: Account
+    make_client: MakeClient,
 ) -> None:
+    # Signals are rate-limited per user; lifted here so one sender can outrun a reader.
+    client = await make_client(ws_signals_per_second=1e6, ws_signal_burst=10**6)
+    admin = await signup(client)
     dojo = await create_dojo(client, admin)
     guest = await register(client, admin)
     token = await join(client, dojo, guest)

@@ -206,8 +206,10 @@ async def test_a_backlog_of_zero_sends_no_chat(
 
 
 async def test_the_welcome_is_first_even_when_others_connect_at_once(
-    client: Client, admin: Account, http: aiohttp.ClientSession
+    make_client: MakeClient, http: aiohttp.ClientSession
 ) -> None:
+    client = await make_client(ws_sockets_per_user=20)  # one user opens them all
+    admin = await signup(client)
     dojo = await create_dojo(client, admin)
     # Each socket's presence "joined" goes to every socket already in the room, including
     # those whose welcome is still being read from the database: it must not overtake it.
@@ -322,17 +324,22 @@ async def test_chat_over_the_limit_is_refused_with_an_error_and_the_socket_stays
     await ws.close()
 
 
-async def test_the_chat_limit_is_per_socket_and_spares_the_others(
+async def test_the_chat_limit_is_per_user_and_spares_the_others(
     make_client: MakeClient, http: aiohttp.ClientSession
 ) -> None:
     client = await make_client(ws_chat_per_minute=1)
     admin = await signup(client)
     dojo = await create_dojo(client, admin)
     noisy, _ = await welcome(http, dojo, dojo.host_token)
-    calm, _ = await welcome(http, dojo, dojo.host_token)
+    # A second socket of the same user shares its limit: more sockets do not buy more.
+    same_user, _ = await welcome(http, dojo, dojo.host_token)
+    calm, _ = await welcome(http, dojo, await join(client, dojo, await register(client, admin)))
     await send(noisy, {"type": "chat", "text": "one"})
     await send(noisy, {"type": "chat", "text": "two"})
     assert (await next_event(noisy, "error"))["code"] == "rate_limited"
+    await send(same_user, {"type": "chat", "text": "three"})
+    assert (await next_event(same_user, "error"))["code"] == "rate_limited"
+    await same_user.close()
     await send(calm, {"type": "chat", "text": "still fine"})
     await next_matching(calm, "chat", text="still fine")
     await calm.close()
