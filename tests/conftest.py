@@ -17,19 +17,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from pocdojo.core.db.migrate import migrate
 from pocdojo.core.embedded import embedded_engines
 from pocdojo.core.settings import Settings
 from pocdojo.realtime.app import create_app
+from pocdojo.realtime.server import AppRunner
 from tests.helpers import Account, signup
 from tests.seaweed import SeaweedS3, find_weed, seaweed_s3
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+class AppServer(TestServer):
+    """aiohttp's test server, serving through pocdojo's ``AppRunner`` as ``pocdojo serve`` does."""
+
+    async def _make_runner(self, **kwargs: Any) -> AppRunner:
+        return AppRunner(self.app, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ async def make_client(
     """Build a client for an app whose settings differ from the test defaults."""
 
     async def build(**overrides: Any) -> TestClient[Any, Any]:
-        return await aiohttp_client(create_app(settings.model_copy(update=overrides)))
+        return await aiohttp_client(AppServer(create_app(settings.model_copy(update=overrides))))
 
     return build
 

@@ -13,6 +13,7 @@ with its ``status``; the WebSocket layer turns it into a close code.
         ├── NotFound            404 absent, or belongs to another tenant
         ├── MethodNotAllowed    405
         ├── Conflict            409 duplicate or state conflict
+        ├── Gone                410 existed, but is over for good (an ended dojo session)
         ├── PayloadTooLarge     413
         ├── UnsupportedMedia    415
         ├── ValidationFailed    422 well-formed but breaks a rule
@@ -79,6 +80,11 @@ class MethodNotAllowed(AppError):
 class Conflict(AppError):
     status = 409
     code = "conflict"
+
+
+class Gone(AppError):
+    status = 410
+    code = "gone"
 
 
 class PayloadTooLarge(AppError):

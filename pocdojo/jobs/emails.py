@@ -42,8 +42,10 @@ async def send(deps: Deps, job: jobs_db.Job, progress: Progress) -> dict[str, An
         rendered = await asyncio.to_thread(
             templates.render_email, template, note.data, note.subject
         )
-    except Exception as exc:  # the data no longer fits the template: no retry helps
-        raise PermanentJobError(f"the template cannot be rendered: {exc}") from exc
+    except templates.TemplateError as exc:
+        # The template (replaced since, perhaps) fails on this data: no retry can help. Its
+        # message names the part, the line and what failed.
+        raise PermanentJobError(f"the template cannot be rendered: {exc.message}") from exc
     backend = _backend(deps)
     sent = dict(note.message_ids)
     refused: dict[str, str] = {}

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from aiohttp import web
 
 from pocdojo.core.db.migrate import migrate
 from pocdojo.core.embedded import embedded_engines
@@ -87,6 +86,7 @@ def serve(host: str | None, port: int | None, no_worker: bool, data_dir: Path | 
     """Serve HTTP and WebSocket, starting PostgreSQL and Valkey if no URL is configured."""
     settings = _load(host=host, port=port, data_dir=data_dir, worker=False if no_worker else None)
     from pocdojo.realtime.app import create_app
+    from pocdojo.realtime.server import run
 
     with _engines(settings) as (resolved, started):
         for line in started:
@@ -94,13 +94,7 @@ def serve(host: str | None, port: int | None, no_worker: bool, data_dir: Path | 
         if not started:
             click.echo("using the configured PostgreSQL and Redis; started nothing")
         click.echo(f"pocdojo listening on http://{resolved.host}:{resolved.port}  (Ctrl-C stops)")
-        web.run_app(
-            create_app(resolved),
-            host=resolved.host,
-            port=resolved.port,
-            print=None,
-            access_log=None,
-        )
+        run(create_app(resolved), host=resolved.host, port=resolved.port)
         click.echo("stopping")
     click.echo("stopped")
 

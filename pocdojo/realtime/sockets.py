@@ -3,7 +3,8 @@
 Both take the participant token from the ``token`` query parameter (browsers cannot set
 headers on a WebSocket), upgrade, and then refuse with a close code if the token or the
 session does not allow the connection, so every client learns why. Close codes are listed in
-``room.CloseCode`` and in docs/realtime.md.
+``peer.CloseCode`` and in docs/realtime.md. A plain GET, which cannot be upgraded, is answered
+over HTTP with the status the close code stands for instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 from uuid import UUID
 
 import asyncpg
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pocdojo.core import appkeys
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
-from pocdojo.core.errors import Unauthorized
+from pocdojo.core.errors import BadRequest, Forbidden, Gone, NotFound, Unauthorized, Unavailable
 from pocdojo.core.security import DojoClaims
 from pocdojo.realtime.peer import CloseCode, Limits, Peer, SocketClosed, TokenBucket
 from pocdojo.realtime.room import Room
@@ -47,6 +48,14 @@ _DATABASE_DOWN = (
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
     asyncpg.InterfaceError,  # the connection went away
 )
+# Why a socket is refused at connect time, and the close code each refusal is sent with.
+_REFUSALS = (Unauthorized, Forbidden, NotFound, Gone)
+_CLOSE_CODES = {
+    Unauthorized.status: CloseCode.UNAUTHORIZED,
+    Forbidden.status: CloseCode.FORBIDDEN,
+    NotFound.status: CloseCode.NOT_FOUND,
+    Gone.status: CloseCode.ENDED,
+}
 
 
 class _Message(BaseModel):
@@ -85,33 +94,41 @@ class _Admitted:
         self.role = role
 
 
-async def _admit(request: web.Request, ws: web.WebSocketResponse) -> _Admitted | None:
-    """Check token, session and participant; close the socket with a reason if refused."""
+async def _admit(request: web.Request) -> _Admitted:
+    """Check token, session and participant.
+
+    Raises:
+        Unauthorized, Forbidden, NotFound, Gone: the connection is refused (``_REFUSALS``).
+    """
+    claims = request.app[appkeys.participant_tokens_key].decode(request.query.get("token", ""))
     try:
-        claims = request.app[appkeys.participant_tokens_key].decode(request.query.get("token", ""))
         session_id = UUID(request.match_info["sessionId"])
-    except Unauthorized as exc:
-        await ws.close(code=CloseCode.UNAUTHORIZED, message=exc.message.encode())
-        return None
-    except ValueError:
-        await ws.close(code=CloseCode.NOT_FOUND, message=b"session not found")
-        return None
+    except ValueError as exc:
+        raise NotFound("session not found") from exc
     if claims.session_id != session_id:
-        await ws.close(code=CloseCode.FORBIDDEN, message=b"token is for another session")
-        return None
+        raise Forbidden("token is for another session", code="wrong_session")
     async with tenant_tx(request.app[appkeys.db_pool_key], claims.tenant_id) as conn:
         found = await dojos_db.admission(conn, session_id, claims.user_id)
     if found is None:
-        await ws.close(code=CloseCode.NOT_FOUND, message=b"session not found")
-        return None
+        raise NotFound("session not found")
     if found.status == "ended":
-        await ws.close(code=CloseCode.ENDED, message=b"the session has ended")
-        return None
+        raise Gone("the session has ended", code="session_ended")
     if found.role is None or found.username is None or not found.user_active:
-        await ws.close(code=CloseCode.FORBIDDEN, message=b"not a participant of this session")
-        return None
+        raise Forbidden("not a participant of this session", code="not_participant")
     role = "observer" if found.user_role == "viewer" else found.role
     return _Admitted(claims, found.username, role)
+
+
+async def _refuse_plain_get(request: web.Request) -> NoReturn:
+    """Answer a request that cannot be upgraded as its socket would have been answered: with
+    the status of the refusal, or 400 if the socket would have been accepted."""
+    try:
+        await _admit(request)
+    except _DATABASE_DOWN as exc:
+        raise Unavailable("the database is unavailable; retry") from exc
+    raise BadRequest(
+        "this is a WebSocket endpoint: connect with Upgrade: websocket", code="websocket_required"
+    )
 
 
 def _limits(request: web.Request) -> Limits:
@@ -157,14 +174,17 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
 async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketResponse:
     """Upgrade, admit (or close with the reason), and serve the socket until it ends."""
     ws = _socket(request)
+    if not ws.can_prepare(request).ok:
+        await _refuse_plain_get(request)
     await ws.prepare(request)
     rooms = request.app[rooms_key]
     try:
-        admitted = await _admit(request, ws)
-        if admitted is None:
-            return ws
+        admitted = await _admit(request)
         claims = admitted.claims
         room = await rooms.acquire(claims.session_id, claims.tenant_id)
+    except _REFUSALS as exc:
+        await ws.close(code=_CLOSE_CODES[exc.status], message=exc.message.encode())
+        return ws
     except _DATABASE_DOWN as exc:
         # The database is unreachable: a transient condition, so a code clients retry.
         log.warning("room could not be loaded", error=str(exc), socket=kind)

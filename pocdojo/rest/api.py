@@ -1,8 +1,9 @@
 """Declared operations: one decorator gives a handler its route, its validated input, its
 authentication and its OpenAPI description, so the document cannot drift from the code.
 
-A handler is ``async def f(ctx: Ctx, body: Model | None = ..., query: Model = ...)`` and returns
-a pydantic model (serialized with the declared status) or an aiohttp response.
+A handler is ``async def f(ctx: Ctx, body: Model = ..., query: Model = ...)`` and returns a
+pydantic model (serialized with the declared status) or an aiohttp response. A body declared
+``Model | None`` may be left out; the handler then gets ``None``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import functools
 import inspect
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterator
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -98,6 +100,7 @@ class Operation:
     media_type: str
     websocket: bool = False
     other_responses: tuple[tuple[int, type[BaseModel]], ...] = ()
+    body_required: bool = True
 
 
 @dataclass
@@ -124,7 +127,7 @@ class Routes:
 
         def register(handler: Handler) -> Handler:
             hints = inspect.get_annotations(handler, eval_str=True)
-            body = hints.get("body")
+            body, body_required = _body_model(hints.get("body"))
             query = hints.get("query")
             self.operations.append(
                 Operation(
@@ -142,6 +145,7 @@ class Routes:
                     errors=errors,
                     media_type=media_type,
                     other_responses=other_responses,
+                    body_required=body_required,
                 )
             )
             return handler
@@ -149,7 +153,8 @@ class Routes:
         return register
 
     def socket(self, path: str) -> Callable[[RawHandler], RawHandler]:
-        """Declare a WebSocket endpoint: documented (101 Switching Protocols), installed as is."""
+        """Declare a WebSocket endpoint, installed as is and documented with its 101 and the
+        statuses a plain GET is refused with (those its close codes stand for)."""
 
         def register(handler: RawHandler) -> RawHandler:
             self.operations.append(
@@ -165,7 +170,7 @@ class Routes:
                     status=101,
                     auth=False,
                     roles=(),
-                    errors=(),
+                    errors=tuple(_SOCKET_REFUSALS),
                     media_type="application/octet-stream",
                     websocket=True,
                 )
@@ -179,6 +184,18 @@ class Routes:
         for operation in self.operations:
             handler = operation.handler if operation.websocket else _endpoint(operation)
             app.router.add_route(operation.method, operation.path, handler)
+
+
+def _body_model(hint: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The body model a handler's ``body`` annotation names, and whether a body is required
+    (it is not for ``Model | None``)."""
+    if hint is None:
+        return None, False
+    args = typing.get_args(hint)
+    models = [arg for arg in args if arg is not type(None)]
+    if len(models) == 1 and len(args) == 2:
+        return models[0], False
+    return hint, True
 
 
 class Ctx:
@@ -263,7 +280,13 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+async def _read_body(
+    request: web.Request, model: type[BaseModel], *, required: bool
+) -> BaseModel | None:
+    # An optional body left out has no type to check, whatever Content-Type says. aiohttp
+    # keeps what read() returned, so reading again below costs nothing.
+    if not required and not (await request.read()).strip():
+        return None
     if request.content_type != "application/json":
         raise UnsupportedMedia("the body must be application/json")
     raw = await request.read()
@@ -333,7 +356,9 @@ def _endpoint(operation: Operation) -> Callable[[web.Request], Awaitable[web.Str
             if operation.query is not None:
                 kwargs["query"] = _read_query(request, operation.query)
             if operation.body is not None:
-                kwargs["body"] = await _read_body(request, operation.body)
+                kwargs["body"] = await _read_body(
+                    request, operation.body, required=operation.body_required
+                )
             result = await operation.handler(ctx, **kwargs)
         for action in ctx._after_commit:
             await action()
@@ -361,6 +386,17 @@ _ERROR_TEXT = {
     422: "Body breaks a validation rule",
     429: "Rate limited; see Retry-After",
     503: "A dependency is unavailable",
+}
+
+# Once upgraded, a socket is refused with a close code (docs/realtime.md); a plain GET, which
+# cannot be upgraded, is answered with the status that code stands for.
+_SOCKET_REFUSALS = {
+    400: "A plain GET (no Upgrade: websocket) that would otherwise be accepted",
+    401: "Missing, expired or forged participant token (close code 4401)",
+    403: "Not a participant, or a token for another session (close code 4403)",
+    404: "No such session in the token's tenant (close code 4404)",
+    410: "The session has ended (close code 4410)",
+    503: "The database is unavailable; retry (close code 1013)",
 }
 
 
@@ -431,7 +467,7 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         result["parameters"] = parameters
     if op.body is not None:
         result["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": _ref(op.body)}},
         }
     if op.websocket:
@@ -446,7 +482,8 @@ def _operation_object(op: Operation) -> dict[str, Any]:
             },
         ]
         result["responses"] = {
-            "101": {"description": "Switching Protocols: see docs/realtime.md for the messages"}
+            "101": {"description": "Switching Protocols: see docs/realtime.md for the messages"},
+            **_error_responses(op.errors, _SOCKET_REFUSALS),
         }
         return result
     success: dict[str, Any] = {"description": "Success"}
@@ -465,11 +502,7 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         result["security"] = [{"bearerAuth": []}]
     if op.roles:
         codes.add(403)
-    for code in sorted(codes):
-        responses[str(code)] = {
-            "description": _ERROR_TEXT.get(code, "Error"),
-            "content": {"application/json": {"schema": _ref(ErrorResponse)}},
-        }
+    responses.update(_error_responses(codes, _ERROR_TEXT))
     for code, model in op.other_responses:
         responses[str(code)] = {
             "description": _ERROR_TEXT.get(code, "Response"),
@@ -477,3 +510,14 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         }
     result["responses"] = responses
     return result
+
+
+def _error_responses(codes: Iterable[int], texts: dict[int, str]) -> dict[str, Any]:
+    """The responses for error ``codes``, each in the one error shape."""
+    return {
+        str(code): {
+            "description": texts.get(code, "Error"),
+            "content": {"application/json": {"schema": _ref(ErrorResponse)}},
+        }
+        for code in sorted(codes)
+    }

@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import Field, field_validator
 
 from pocdojo.core import appkeys
 from pocdojo.core.db import audit
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import pocs as pocs_db
-from pocdojo.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from pocdojo.core.errors import Conflict, Forbidden, NotFound
 from pocdojo.crdt import document
 from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes, paging
-from pocdojo.rest.fields import Description, Language, PocTitle
+from pocdojo.rest.fields import AwareTimestamp, Description, Language, PocTitle
 from pocdojo.rest.users import PageQuery
 
 routes = Routes(tag="dojos")
@@ -34,7 +34,7 @@ class SessionCreate(ApiModel):
     language: Language | None = None
     initial_code: str | None = Field(None, max_length=_MAX_INITIAL_CODE)
     max_participants: int = Field(10, ge=2, le=50)
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: AwareTimestamp | None = None
     host_user_id: UUID | None = None
     tenant_id: UUID | None = None
 
@@ -139,7 +139,7 @@ class Started(ApiModel):
 
 
 class ChatQuery(ApiModel):
-    before: AwareDatetime | None = None
+    before: AwareTimestamp | None = None
     limit: int = Field(50, ge=1, le=200)
 
 
@@ -353,13 +353,13 @@ async def start_session(ctx: Ctx) -> Started:
 
 
 @routes.op("POST", "/v1/dojos/sessions/{sessionId}/end", response=Ended, errors=(403, 404, 409))
-async def end_session(ctx: Ctx, body: EndRequest) -> Ended:
+async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
     """End the session (host only): everyone is disconnected (close code 4410), and the final
-    code is kept in the session's snapshots."""
+    code is kept in the session's snapshots. The body is optional."""
     session = await _session(ctx, for_update=True)
     _require_host(ctx, session)
-    if body.host_user_id is not None and body.host_user_id != ctx.principal.user_id:
-        raise ValidationFailed("hostUserId must be the session's host")
+    if body is not None and body.host_user_id not in (None, ctx.principal.user_id):
+        raise Forbidden("hostUserId must be the caller", code="user_mismatch")
     if session.status == "ended":
         raise Conflict("the session has already ended", code="session_ended")
     session = await dojos_db.set_status(ctx.conn, session.id, "ended")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints
 
 from pocdojo.core.languages import LANGUAGES, canonical_language
 
@@ -158,4 +159,27 @@ SearchText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
     AfterValidator(_no_control_chars),
+]
+
+
+def _convertible_to_utc(value: datetime) -> datetime:
+    # PostgreSQL keeps timestamps from 4713 BC to 294276 AD, but asyncpg converts each to UTC
+    # with Python's datetime first, and that stops at years 1 and 9999: 0001-01-01T00:00+14:00
+    # would be in year 0. The same conversion decides here (a naive value is local time).
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise ValueError("must fall between the years 1 and 9999 once converted to UTC") from exc
+    return value
+
+
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_convertible_to_utc),
+    Field(description="ISO 8601, between the years 1 and 9999 once in UTC"),
+]
+AwareTimestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_convertible_to_utc),
+    Field(description="ISO 8601 with a time zone, between the years 1 and 9999 once in UTC"),
 ]

@@ -26,6 +26,7 @@ from pocdojo.rest.fields import (
     RepositoryUrl,
     SearchText,
     Tags,
+    Timestamp,
     split_tags,
 )
 from pocdojo.rest.users import PageQuery
@@ -138,8 +139,8 @@ class SearchQuery(ApiModel):
     q: SearchText | None = None
     owner: UUID | None = None
     status: PocStatus | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_from: Timestamp | None = None
+    created_to: Timestamp | None = None
     sort: Literal["relevance", "created", "title", "popularity"] = "relevance"
     page: int = Field(1, ge=1, le=1000)
     limit: int = Field(20, ge=1, le=100)

@@ -189,6 +189,26 @@ def test_other_templates_cannot_be_reached(source: str, tag: str) -> None:
     assert caught.value.details["line"] == 2
 
 
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("{{ " + "(" * 100 + "1" + ")" * 100 + " }}", "nest too deeply"),  # Jinja's parser
+        ("{{ x" + ".a" * 3000 + " }}", "nest too deeply"),
+        # Python's compiler, on the code Jinja generates:
+        ("{{ 1" + " + 1" * 200 + " }}", "too many nested parentheses"),
+        ("{% for a in b %}" * 25 + "{% endfor %}" * 25, "too many statically nested blocks"),
+        ("{{ " + "9" * 5000 + " }}", "digits"),  # past Python's int conversion limit
+    ],
+)
+def test_templates_too_deep_for_the_compiler_are_refused(source: str, why: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        validate_template("Hi", source, "")
+    error = caught.value
+    assert error.code == "invalid_template"
+    assert error.details["part"] == "html"
+    assert why in error.message
+
+
 def test_recursive_loops_are_refused() -> None:
     with pytest.raises(ValidationFailed, match="recursive loops"):
         validate_template("Hi", "", "{% for x in tree recursive %}{{ loop(x) }}{% endfor %}")
@@ -259,6 +279,24 @@ def test_template_errors_on_the_data_are_validation_errors() -> None:
         render_email(template, {"n": 0})
     assert "ZeroDivisionError" in caught.value.message
     assert caught.value.details["line"] == 2
+
+
+@pytest.mark.parametrize(
+    ("source", "raised"),
+    [
+        ("{{ name|dictsort }}", "AttributeError"),  # a filter for dicts given a string
+        ("{{ name|xmlattr }}", "AttributeError"),
+        ("{{ name|truncate(-5) }}", "AssertionError"),  # Jinja asserts its arguments
+    ],
+)
+def test_filters_failing_on_the_data_are_validation_errors(source: str, raised: str) -> None:
+    template = EmailTemplate(subject="Hi", html="<p>x</p>\n" + source, text="")
+    with pytest.raises(ValidationFailed) as caught:
+        render_email(template, {"name": "Ana"})
+    error = caught.value
+    assert error.code == "invalid_template"
+    assert (error.details["part"], error.details["line"]) == ("html", 2)
+    assert raised in error.message
 
 
 def test_subject_template_must_be_one_line() -> None:

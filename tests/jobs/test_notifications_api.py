@@ -3,6 +3,7 @@ limit, and delivery by the worker to the outbox and to a real SMTP server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from email import policy
@@ -15,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from pocdojo.core.settings import Settings
+from pocdojo.jobs.worker import RunningWorker
 from tests.helpers import Account, error_of, register, signup
 from tests.jobs.job_helpers import Client, wait_status
 from tests.jobs.smtp_helpers import SmtpServer
@@ -148,6 +150,48 @@ async def test_send_checks_the_data_fits_the_template(client: Client, admin: Acc
     error = await error_of(resp)
     assert error["code"] == "template_render_failed"
     assert "dojo" in error["message"]
+
+
+async def test_a_template_too_deep_to_compile_is_refused(client: Client, admin: Account) -> None:
+    resp = await put_template(client, admin, html="{{ " + "(" * 100 + "1" + ")" * 100 + " }}")
+    assert resp.status == 422, await resp.text()
+    error = await error_of(resp)
+    assert error["code"] == "invalid_template"
+    assert error["message"].startswith("html template: "), error
+
+
+async def test_send_refuses_data_a_filter_fails_on(client: Client, admin: Account) -> None:
+    # Saved fine: whether ``dictsort`` works depends on the data, a string here.
+    assert (await put_template(client, admin, text="{{ name|dictsort }}")).status == 201
+    resp = await client.post("/v1/notifications/email", headers=admin.auth, json=email_body())
+    assert resp.status == 422, await resp.text()
+    error = await error_of(resp)
+    assert error["code"] == "template_render_failed"
+    assert "text template, line 1: AttributeError" in error["message"]
+
+
+@pytest.mark.timeout(60)
+async def test_a_template_that_no_longer_renders_fails_the_job_without_retrying(
+    make_client: MakeClient, settings: Settings
+) -> None:
+    client = await make_client()  # no worker yet: the template changes while the job waits
+    admin = await signup(client)
+    assert (await put_template(client, admin)).status == 201
+    resp = await client.post("/v1/notifications/email", headers=admin.auth, json=email_body())
+    assert resp.status == 202, await resp.text()
+    note = (await resp.json())["notificationId"]
+    assert (await put_template(client, admin, text="{{ name|dictsort }}")).status == 200
+    running = RunningWorker(settings.model_copy(update={"job_retry_delay": 0.05}), burst=True)
+    running.start()
+    await asyncio.wait_for(running.wait(), 45)
+    await running.stop()
+    status = await wait_status(client, admin, f"/v1/notifications/{note}", within=5)
+    assert status["status"] == "failed"
+    assert status["attempts"] == 1  # no retry can make the data fit
+    assert status["error"].startswith(
+        "the template cannot be rendered: text template, line 1: AttributeError: "
+    ), status["error"]
+    assert read_outbox(settings.data_dir) == []
 
 
 async def test_viewers_cannot_send(client: Client, admin: Account) -> None:

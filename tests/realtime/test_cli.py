@@ -156,7 +156,12 @@ def test_serve_with_configured_engines_starts_nothing(
         status, ready = call(server.port, "GET", "/readyz")
         assert status == 200, ready
         assert ready["checks"] == {"database": "ok", "redis": "ok"}
+        # What aiohttp's own parser refuses is answered in the error shape too.
+        status, refused = call(server.port, "GET", "/healthz?q=" + "a" * 9000)
+        assert status == 400, refused
+        assert refused["error"]["code"] == "bad_request"
         assert server.interrupt() == 0, server.output()
+        assert "Traceback" not in server.stderr, server.output()
 
 
 def test_serve_with_external_database_needs_jwt_secret(

@@ -19,7 +19,7 @@ from pocdojo.core import appkeys
 from pocdojo.realtime.peer import CloseCode
 from tests.conftest import TEST_JWT_SECRET
 from tests.dojo_helpers import Dojo, create_dojo, join
-from tests.helpers import Account, register, signup
+from tests.helpers import Account, error_of, register, signup
 from tests.yclient import next_event
 
 Client = TestClient[Any, Any]
@@ -699,6 +699,36 @@ async def test_a_token_for_a_non_participant_is_refused_with_4403(
     outsider = await register(client, admin)
     ws = await http.ws_connect(dojo.events(forged(claims_for(outsider, dojo.session_id))))
     assert await close_code(ws) == CloseCode.FORBIDDEN
+
+
+# --- a plain GET, without an upgrade ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("socket", ["doc", "events"])
+async def test_a_plain_get_answers_with_the_status_its_close_code_stands_for(
+    client: Client, admin: Account, socket: str
+) -> None:
+    dojo = await create_dojo(client, admin)
+    other = await create_dojo(client, admin)
+    ended = await create_dojo(client, admin)
+    await end_session(client, admin, ended)
+    missing = str(uuid.uuid4())
+    outsider = await register(client, admin)
+    cases = [
+        (dojo.session_id, None, 401, "invalid_token"),
+        (dojo.session_id, "x.y.z", 401, "invalid_token"),
+        (dojo.session_id, other.host_token, 403, "wrong_session"),
+        (dojo.session_id, forged(claims_for(outsider, dojo.session_id)), 403, "not_participant"),
+        (missing, forged(claims_for(admin, missing)), 404, "not_found"),
+        (ended.session_id, ended.host_token, 410, "session_ended"),
+        # Everything is in order but the upgrade itself.
+        (dojo.session_id, dojo.host_token, 400, "websocket_required"),
+    ]
+    for session_id, token, status, code in cases:
+        params = {} if token is None else {"token": token}
+        resp = await client.get(f"/v1/dojos/sessions/{session_id}/{socket}", params=params)
+        assert resp.status == status, (code, await resp.text())
+        assert (await error_of(resp))["code"] == code
 
 
 # --- the end of a session --------------------------------------------------------------------

@@ -216,6 +216,13 @@ async def test_scheduled_at_without_a_time_zone_is_422(client: Client, admin: Ac
     await expect_rejected(await create(client, admin, scheduledAt=naive), "scheduledAt")
 
 
+async def test_scheduled_at_past_year_9999_in_utc_is_422(client: Client, admin: Account) -> None:
+    # In the future, and PostgreSQL could store it; but in UTC it is year 10000, which
+    # Python's datetime (and so asyncpg) cannot hold.
+    far = "9999-12-31T23:00:00-14:00"
+    await expect_rejected(await create(client, admin, scheduledAt=far), "scheduledAt")
+
+
 async def test_scheduled_at_in_the_future_is_kept(client: Client, admin: Account) -> None:
     when = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     body = await ok_json(await create(client, admin, scheduledAt=when.isoformat()), 201)
@@ -627,13 +634,40 @@ async def test_end_without_start_counts_from_creation(client: Client, admin: Acc
     assert body["sessionSummary"]["participantCount"] == 1
 
 
-async def test_end_with_someone_elses_host_user_id_is_refused(
-    client: Client, admin: Account
-) -> None:
+async def test_end_with_someone_elses_host_user_id_is_403(client: Client, admin: Account) -> None:
     dojo = await create_dojo(client, admin)
     other = await register(client, admin)
     resp = await end(client, admin, dojo.session_id, hostUserId=other.user_id)
-    await expect_error(resp, 422, "validation_failed")
+    await expect_error(resp, 403, "user_mismatch")
+    assert (await status_of(client, admin, dojo.session_id))["status"] == "created"
+
+
+async def test_end_with_the_hosts_own_id_ends(client: Client, admin: Account) -> None:
+    dojo = await create_dojo(client, admin)
+    await ok_json(await end(client, admin, dojo.session_id, hostUserId=admin.user_id))
+    assert (await status_of(client, admin, dojo.session_id))["status"] == "ended"
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Content-Type": "application/json"}, {"Content-Type": "text/plain"}]
+)
+async def test_end_needs_no_body(client: Client, admin: Account, headers: dict[str, str]) -> None:
+    dojo = await create_dojo(client, admin)
+    resp = await client.post(url(dojo.session_id, "/end"), headers={**admin.auth, **headers})
+    assert (await ok_json(resp))["success"] is True
+    assert (await status_of(client, admin, dojo.session_id))["status"] == "ended"
+
+
+async def test_end_with_a_body_that_is_not_json_is_still_415(
+    client: Client, admin: Account
+) -> None:
+    dojo = await create_dojo(client, admin)
+    resp = await client.post(
+        url(dojo.session_id, "/end"),
+        headers={**admin.auth, "Content-Type": "text/plain"},
+        data=b"hostUserId=me",
+    )
+    await expect_error(resp, 415, "unsupported_media_type")
     assert (await status_of(client, admin, dojo.session_id))["status"] == "created"
 
 
@@ -802,7 +836,15 @@ async def test_chat_history_of_another_tenants_session_is_404(
 
 
 @pytest.mark.parametrize(
-    "params", [{"limit": "0"}, {"limit": "201"}, {"before": "2024-01-01T00:00:00"}]
+    "params",
+    [
+        {"limit": "0"},
+        {"limit": "201"},
+        {"before": "2024-01-01T00:00:00"},
+        # Before year 1 or after 9999 once in UTC: Python's datetime (and asyncpg) cannot.
+        {"before": "0001-01-01T00:00:00+14:00"},
+        {"before": "9999-12-31T23:00:00-14:00"},
+    ],
 )
 async def test_chat_history_refuses_bad_paging(
     client: Client, admin: Account, params: dict[str, str]

@@ -24,6 +24,7 @@ MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 ERROR_REF = "#/components/schemas/ErrorResponse"
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+SOCKET_REFUSALS = ("400", "401", "403", "404", "410", "503")
 
 
 async def document(client: TestClient[Any, Any]) -> dict[str, Any]:
@@ -150,8 +151,9 @@ async def test_expected_error_statuses_are_documented(client: TestClient[Any, An
     missing: list[str] = []
     for method, path, operation in operations(doc):
         if "101" in operation["responses"]:
-            # WebSockets refuse with close codes after the upgrade (docs/realtime.md).
-            assert set(operation["responses"]) == {"101"}
+            # A WebSocket refuses with a close code after the upgrade (docs/realtime.md), and a
+            # plain GET with the status that code stands for.
+            assert set(operation["responses"]) == {"101", *SOCKET_REFUSALS}
             continue
         expected: set[str] = set()
         if "requestBody" in operation:
@@ -171,6 +173,7 @@ async def test_every_reference_resolves(client: TestClient[Any, Any]) -> None:
     doc = await document(client)
     schemas = doc["components"]["schemas"]
     bodies = 0
+    optional: set[tuple[str, str]] = set()
     for method, path, operation in operations(doc):
         if "requestBody" not in operation:
             continue
@@ -179,8 +182,11 @@ async def test_every_reference_resolves(client: TestClient[Any, Any]) -> None:
         ref = schema["$ref"]
         assert ref.startswith("#/components/schemas/"), f"{method.upper()} {path}"
         assert ref.rsplit("/", 1)[1] in schemas, f"{method.upper()} {path}: {ref}"
-        assert operation["requestBody"]["required"] is True
+        if operation["requestBody"]["required"] is False:
+            optional.add((method, path))
     assert bodies > 0
+    # Only a body whose fields are all optional may be left out: ending a session.
+    assert optional == {("post", "/v1/dojos/sessions/{sessionId}/end")}
 
     dangling = []
     for ref in set(refs_in(doc)):
@@ -266,6 +272,20 @@ async def test_error_bodies_match_the_error_schema(
         resp = await client.request(method.upper(), url, **kwargs)
         assert resp.status == status, f"{method} {url}: {await resp.text()}"
         assert_matches(doc, response_schema(doc, method, path, status), await resp.json())
+
+
+async def test_plain_gets_on_sockets_match_their_documented_answers(
+    client: TestClient[Any, Any], admin: Account
+) -> None:
+    doc = await document(client)
+    sockets = [p for m, p, o in operations(doc) if "101" in o["responses"]]
+    assert len(sockets) == 2
+    for path in sockets:
+        url = path.replace("{sessionId}", str(uuid.uuid4()))
+        for params, status in (({}, 401), ({"token": "x.y.z"}, 401)):
+            resp = await client.get(url, params=params)
+            assert resp.status == status, await resp.text()
+            assert_matches(doc, response_schema(doc, "get", path, status), await resp.json())
 
 
 async def test_readyz_503_body_matches_its_documented_schema(make_client: MakeClient) -> None:

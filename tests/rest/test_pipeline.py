@@ -3,6 +3,7 @@ request ids, JSON access logs, audit rows, health, readiness and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -13,12 +14,15 @@ from typing import Any
 import asyncpg
 import pytest
 import structlog
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from pocdojo.core.logging import configure_logging
-from tests.conftest import Engines
+from pocdojo.core.settings import Settings
+from pocdojo.realtime.app import create_app
+from tests.conftest import AiohttpClient, AppServer, Engines
 from tests.helpers import PASSWORD, Account, error_of, register, signup, unique
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -447,6 +451,85 @@ async def test_caller_context_does_not_leak_into_the_next_request(
     ]
     assert "tenant" not in line
     assert "user" not in line
+
+
+# --- What aiohttp's HTTP parser refuses, before any middleware --------------------------------
+
+
+async def raw_exchange(
+    client: TestClient[Any, Any], request: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as is over a new connection; the status, headers and body answered.
+
+    The server closes the connection after such an answer, so reading to the end is enough.
+    """
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines)
+    }
+    return int(status_line.split()[1]), headers, body
+
+
+UNPARSABLE = {
+    "header-over-8-KiB": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+    "url-over-8-KiB": b"GET /healthz?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "undecodable-query": b"GET /v1/pocs/search?q=caf\xe9 HTTP/1.1\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("request_bytes", list(UNPARSABLE.values()), ids=list(UNPARSABLE))
+async def test_what_the_http_parser_refuses_is_400_in_the_error_shape_and_one_log_line(
+    client: TestClient[Any, Any], capfd: pytest.CaptureFixture[str], request_bytes: bytes
+) -> None:
+    configure_logging(json=True)
+    capfd.readouterr()
+    status, headers, body = await raw_exchange(client, request_bytes)
+    assert status == 400, body
+    assert headers["content-type"].startswith("application/json"), headers
+    error = json.loads(body)["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["code"] == "bad_request"
+    assert 0 < len(error["message"]) <= 200, error  # no echo of the 9000 bytes
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    lines = log_lines(err, headers["x-request-id"])
+    assert len(lines) == 1, err
+    assert lines[0]["status"] == 400
+    assert lines[0]["level"] == "info"
+    assert "exception" not in lines[0]
+
+
+@pytest.mark.usefixtures("restore_logging")
+async def test_an_error_outside_the_middleware_is_500_in_the_error_shape_with_its_traceback(
+    settings: Settings, aiohttp_client: AiohttpClient, capfd: pytest.CaptureFixture[str]
+) -> None:
+    @web.middleware
+    async def broken(request: web.Request, handler: Any) -> web.StreamResponse:
+        raise RuntimeError("a bug before the pipeline")
+
+    app = create_app(settings)
+    app.middlewares.insert(0, broken)  # outside the pipeline, which catches everything
+    client = await aiohttp_client(AppServer(app))
+    configure_logging(json=True)
+    capfd.readouterr()
+    resp = await client.get("/healthz")
+    assert resp.status == 500
+    assert (await error_of(resp))["code"] == "internal_error"
+    [line] = log_lines(capfd.readouterr().err, resp.headers["X-Request-ID"])
+    assert line["level"] == "error"
+    assert "RuntimeError: a bug before the pipeline" in line["exception"]
 
 
 # --- Audit log -------------------------------------------------------------------------------

@@ -534,6 +534,29 @@ async def test_bad_query_is_400(client: Client, admin: Account, params: dict[str
     assert error["details"], error
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        # Python's datetime ends at years 1 and 9999 in UTC, where asyncpg converts to; these
+        # fall before or after once converted, though PostgreSQL itself could store them.
+        {"createdFrom": "0001-01-01T00:00:00+14:00"},
+        {"createdTo": "9999-12-31T23:00:00-14:00"},
+    ],
+)
+async def test_dates_that_cannot_be_converted_to_utc_are_400(
+    client: Client, admin: Account, params: dict[str, str]
+) -> None:
+    resp = await client.get("/v1/pocs/search", headers=admin.auth, params=params)
+    error = await expect_error(resp, 400, "invalid_query")
+    assert [d["field"] for d in error["details"]] == list(params), error
+
+
+async def test_dates_at_the_ends_of_the_range_are_searched(client: Client, admin: Account) -> None:
+    poc = await create_poc(client, admin)
+    params = {"createdFrom": "0001-01-01T00:00:00Z", "createdTo": "9999-12-31T23:59:59Z"}
+    assert ids(await search(client, admin, params)) == [poc["pocId"]]
+
+
 @pytest.mark.parametrize("params", [{"q": "a\u0000b"}, {"name": "a\u0000b"}])
 async def test_nul_character_in_text_parameters_is_400(
     client: Client, admin: Account, params: dict[str, str]

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jinja2 import TemplateError as JinjaError
 from jinja2 import TemplateSyntaxError, UndefinedError
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
@@ -179,6 +178,16 @@ def _compile(part: Part, source: str) -> Template:
         return environment.compile_guarded(source)
     except TemplateSyntaxError as exc:
         raise _failed(part, exc.message or "invalid syntax", line=exc.lineno) from exc
+    except RecursionError as exc:  # Jinja's parser and our guard recurse once per level
+        raise _failed(part, "expressions or blocks nest too deeply") from exc
+    except SyntaxError as exc:
+        # Python's own limits on the code Jinja generates: "too many nested parentheses",
+        # "too many statically nested blocks".
+        raise _failed(part, f"too complex to compile: {exc.msg}") from exc
+    except ValueError as exc:
+        # A literal Python will not convert (an integer of 5000 digits); what follows the
+        # ";" in Python's message is advice for the server's code, not for the template.
+        raise _failed(part, str(exc).split(";")[0]) from exc
 
 
 def _render(
@@ -195,8 +204,10 @@ def _render(
         raise _failed(part, f"not allowed: {exc.message}", _template_line(exc)) from exc
     except RecursionError as exc:
         raise _failed(part, "macros or data nest too deeply", line=None) from exc
-    except (JinjaError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
-        # The tenant's code failed on this data, e.g. ``{{ 1 / n }}`` with n = 0.
+    except Exception as exc:
+        # The tenant's code failed on this data, whatever it raised: ``{{ 1 / n }}`` with
+        # n = 0, ``dictsort`` given a string (AttributeError), ``truncate(-5)`` (an assert in
+        # Jinja). Inside the sandbox a template reaches nothing else, so the failure is its own.
         raise _failed(part, f"{type(exc).__name__}: {exc}", _template_line(exc)) from exc
 
 
