@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,11 @@ from redis.exceptions import RedisError
 log = structlog.get_logger(__name__)
 
 STREAM_MAXLEN = 10_000
+# Entries older than this are trimmed too (a reader that far behind reloads from PostgreSQL),
+# and a stream nobody wrote to for STREAM_IDLE_TTL seconds is deleted: a room's stream holds
+# recent traffic only, and an idle room holds nothing.
+STREAM_MAX_AGE = 600.0
+STREAM_IDLE_TTL = 3600
 DOORBELL = "dojo:doorbell"
 SWEEP_INTERVAL = 5.0
 _SWEEP_SLICES = 20
@@ -52,13 +58,22 @@ _REPLAYED = (b"u", b"p", b"h")
 Handler = Callable[[bytes, bytes, bytes], Awaitable[None]]
 
 # Appends a batch of entries, one per key (ARGV: node, maxlen, doorbell channel, doorbell
-# message, then kind, tag and data per key), then rings the doorbell: after the entries, so a
-# reader woken by it finds them. Scripts run whole, so no reader sees half a batch.
+# message, then kind, tag and data per key), then trims each stream written to by age and
+# sets it to expire when idle (ARGV: the oldest id kept, the idle TTL, after the entries),
+# then rings the doorbell: after the entries, so a reader woken by it finds them. Scripts run
+# whole, so no reader sees half a batch.
 _APPEND = """
 local node, maxlen = ARGV[1], ARGV[2]
+local n = #KEYS
+local written = {}
 for i, key in ipairs(KEYS) do
     redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'n', node,
                'k', ARGV[2 + 3 * i], 't', ARGV[3 + 3 * i], 'd', ARGV[4 + 3 * i])
+    written[key] = true
+end
+for key in pairs(written) do
+    redis.call('XTRIM', key, 'MINID', ARGV[5 + 3 * n])
+    redis.call('EXPIRE', key, ARGV[6 + 3 * n])
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return #KEYS
@@ -184,6 +199,8 @@ class Bus:
             ]
             for _, kind, data, tag in entries:
                 args += (kind, tag, data)
+            oldest = int((time.time() - STREAM_MAX_AGE) * 1000)
+            args += (f"{oldest}-0", STREAM_IDLE_TTL)
             # One command for the whole batch: one reply to parse instead of one per entry.
             await self._append(keys=[stream_key(room) for room, _, _, _ in entries], args=args)
         except (RedisError, OSError) as exc:
@@ -285,6 +302,17 @@ class Bus:
                 await sub.on_message(kind, fields[b"d"], fields.get(b"t", b""))
             except Exception:
                 log.exception("bus message failed", room=room)
+
+    async def stream_memory(self) -> int:
+        """Bytes Redis holds for the streams of the rooms this node follows."""
+        rooms = list(self._subs)
+        if not rooms:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.memory_usage(stream_key(room))
+            sizes = await pipe.execute()
+        return sum(size or 0 for size in sizes)
 
     async def _server_run_id(self) -> str:
         info = await self.redis.info("server")

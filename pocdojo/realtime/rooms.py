@@ -94,6 +94,11 @@ class RoomMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=registry,
         )
+        self.stream_memory = Gauge(
+            "pocdojo_stream_memory_bytes",
+            "Redis memory of the room streams this node follows",
+            registry=registry,
+        )
         self.remote_stored = Counter(
             "pocdojo_remote_updates_stored",
             "Updates another node accepted that this node stored (before its own updates, or"
@@ -397,7 +402,10 @@ class Rooms:
 
     async def _refresh_online(self) -> None:
         """One pipelined refresh for every socket of this node (a node that dies stops
-        refreshing, and its sockets drop out of "online" within ``_ONLINE_TTL``)."""
+        refreshing, and its sockets drop out of "online" within ``_ONLINE_TTL``); and the
+        streams' memory, for the metrics."""
+        with contextlib.suppress(RedisError, OSError):
+            self.metrics.stream_memory.set(await self.bus.stream_memory())
         if not self._online:
             return
         expires = time.time() + _ONLINE_TTL

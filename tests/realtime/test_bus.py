@@ -3,13 +3,22 @@ delivers other nodes' entries even when their doorbell is lost."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from pycrdt import Doc, Text
 from redis.asyncio import Redis
 
-from pocdojo.realtime.bus import DOORBELL, SWEEP_INTERVAL, Bus, _coalesce, stream_key
+from pocdojo.realtime.bus import (
+    DOORBELL,
+    STREAM_IDLE_TTL,
+    STREAM_MAX_AGE,
+    SWEEP_INTERVAL,
+    Bus,
+    _coalesce,
+    stream_key,
+)
 from tests.conftest import Engines
 from tests.helpers import wait_until
 
@@ -85,3 +94,37 @@ async def test_entries_arrive_without_a_doorbell(engines: Engines) -> None:
     finally:
         await bus.stop()
         await redis.aclose()
+
+
+async def test_streams_are_trimmed_by_age_and_expire_when_idle(engines: Engines) -> None:
+    redis: Redis = Redis.from_url(engines.redis_url)
+    bus = Bus(redis)
+    room = f"aged-{uuid.uuid4().hex}"
+    key = stream_key(room)
+    # An entry from long ago, as a room that was busy an hour back left it.
+    old_ms = int((time.time() - STREAM_MAX_AGE - 60) * 1000)
+    await redis.xadd(key, {"n": "other", "k": b"e", "d": b"old"}, id=f"{old_ms}-0")
+    await bus.start()
+    try:
+        bus.subscribe(room, await bus.position(room), _ignore, _nothing, _nothing)
+        bus.publish(room, b"e", b"new")
+        await wait_until(lambda: bus._outbox.empty())
+
+        async def trimmed() -> bool:
+            return [f[b"d"] for _, f in await redis.xrange(key)] == [b"new"]
+
+        await wait_until(trimmed)
+        assert 0 < await redis.ttl(key) <= STREAM_IDLE_TTL
+        assert await bus.stream_memory() > 0
+    finally:
+        await bus.stop()
+        await redis.delete(key)
+        await redis.aclose()
+
+
+async def _ignore(kind: bytes, data: bytes, tag: bytes) -> None:
+    return None
+
+
+async def _nothing() -> None:
+    return None
