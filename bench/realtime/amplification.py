@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _targets import create_dojos, engines, log, pocdojo_server, revision
 from pycrdt import (
     Doc,
     Text,
@@ -32,8 +33,6 @@ from pycrdt import (
     create_sync_message,
     create_update_message,
 )
-
-from _targets import create_dojos, engines, log, pocdojo_server, revision
 
 MIB = 1024 * 1024
 _STEP2 = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
@@ -61,9 +60,9 @@ async def _fill(url: str, kilobytes: int) -> None:
         await ws.send_bytes(create_sync_message(Doc()))
         while True:  # the answer to our own sync request comes after our updates
             msg = await ws.receive()
-            if msg.type == aiohttp.WSMsgType.BINARY and msg.data[:2] == _STEP2:
-                if len(msg.data) > kilobytes * 1000:
-                    return
+            binary = msg.type == aiohttp.WSMsgType.BINARY
+            if binary and msg.data[:2] == _STEP2 and len(msg.data) > kilobytes * 1000:
+                return
 
 
 async def attack(port: int, session: str, token: str, host: str, args: Any, server: Any) -> None:
