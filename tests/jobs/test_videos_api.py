@@ -151,6 +151,9 @@ async def test_video_is_rendered_and_decodes(make_client: MakeClient) -> None:
     image = Image.open(io.BytesIO(thumb))
     assert image.format == "JPEG"
 
+    resp = await client.get(f"/v1/tenants/{admin.tenant_id}", headers=admin.auth)
+    assert (await resp.json())["usage"]["storageUsed"] == len(data) + len(thumb)
+
 
 @pytest.mark.timeout(90)
 async def test_a_busy_year_shows_its_most_popular_pocs(

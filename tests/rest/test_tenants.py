@@ -6,13 +6,15 @@ import copy
 import ipaddress
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.helpers import PASSWORD, Account, error_of, register, signup, unique
+from tests.jobs.job_helpers import wait_status
+from tests.poc_helpers import create_poc, delete_poc
 
 Client: TypeAlias = TestClient[Any, Any]
 MakeClient: TypeAlias = Callable[..., Awaitable[Client]]
@@ -495,6 +497,48 @@ async def test_get_tenant_user_count_ignores_other_tenants(client: Client, admin
     resp = await client.get(f"/v1/tenants/{admin.tenant_id}", headers=admin.auth)
 
     assert (await resp.json())["usage"]["userCount"] == 1
+
+
+@pytest.mark.timeout(60)
+async def test_get_tenant_counts_its_live_pocs_and_the_bytes_of_its_reports(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(worker=True)
+    admin, other = await signup(client), await signup(client)
+    member = await register(client, admin)
+    for owner in (admin, admin, member):
+        await create_poc(client, owner)
+    gone = await create_poc(client, admin)
+    await delete_poc(client, admin, gone["pocId"])
+    await create_poc(client, other)
+    today = str(datetime.now(UTC).date())
+    resp = await client.post(
+        "/v1/reports/generate",
+        headers=admin.auth,
+        json={
+            "reportType": "detailed",
+            "dateRange": {"startDate": today, "endDate": today},
+            "tenantId": admin.tenant_id,
+            "format": "csv",
+        },
+    )
+    assert resp.status == 202, await resp.text()
+    report = await wait_status(
+        client, admin, f"/v1/reports/{(await resp.json())['reportId']}/status"
+    )
+    assert report["status"] == "completed", report
+    assert report["sizeBytes"] > 0
+
+    resp = await client.get(f"/v1/tenants/{admin.tenant_id}", headers=member.auth)
+
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["usage"] == {
+        "userCount": 2,
+        "pocCount": 3,
+        "storageUsed": report["sizeBytes"],
+    }
+    resp = await client.get(f"/v1/tenants/{other.tenant_id}", headers=other.auth)
+    assert (await resp.json())["usage"] == {"userCount": 1, "pocCount": 1, "storageUsed": 0}
 
 
 @pytest.mark.parametrize("role", ["user", "viewer"])

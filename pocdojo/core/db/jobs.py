@@ -54,6 +54,7 @@ class Video:
     poc_count: int | None
     object_key: str | None
     thumbnail_key: str | None
+    size_bytes: int | None
 
 
 @dataclass(frozen=True)

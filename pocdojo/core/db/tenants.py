@@ -78,6 +78,16 @@ async def get(conn: Any, tenant_id: UUID, *, for_update: bool = False) -> Tenant
 
 
 async def usage(conn: Any, tenant_id: UUID) -> TenantUsage:
-    """Counts of what the tenant holds."""
-    user_count = await conn.fetchval("SELECT count(*) FROM users WHERE tenant_id = $1", tenant_id)
-    return TenantUsage(user_count=user_count, poc_count=0, storage_used=0)
+    """What the tenant holds: its users, its live POCs (as the maxPocs quota counts them),
+    and the bytes of the files its jobs stored (reports, videos with their thumbnails, as
+    recorded when each was stored; migration 0012)."""
+    row = await conn.fetchrow(
+        """SELECT (SELECT count(*) FROM users WHERE tenant_id = $1) AS user_count,
+                  (SELECT count(*) FROM pocs WHERE tenant_id = $1 AND status <> 'deleted')
+                      AS poc_count,
+                  ((SELECT coalesce(sum(size_bytes), 0) FROM reports WHERE tenant_id = $1)
+                   + (SELECT coalesce(sum(size_bytes), 0) FROM videos WHERE tenant_id = $1)
+                  )::bigint AS storage_used""",
+        tenant_id,
+    )
+    return TenantUsage(**dict(row))
