@@ -97,10 +97,16 @@ def test_name_is_partial_or_fuzzy_and_sort_follows_request() -> None:
     should = body["query"]["bool"]["must"][0]["bool"]["should"]
     assert any("title.partial" in clause["match"] for clause in should)
     fuzzy = [c["match"]["title"] for c in should if "title" in c["match"]]
-    # Every word of the name, each within the edits AUTO:4,6 allows and with its first
-    # letter right (as in PostgreSQL).
+    # Every word of the name, each within the edits AUTO:4,6 allows, a swap of two adjacent
+    # letters being one, and with its first letter right (as in PostgreSQL).
     assert fuzzy == [
-        {"query": "stremas", "fuzziness": "AUTO:4,6", "prefix_length": 1, "operator": "and"}
+        {
+            "query": "stremas",
+            "fuzziness": "AUTO:4,6",
+            "prefix_length": 1,
+            "fuzzy_transpositions": True,
+            "operator": "and",
+        }
     ]
     assert body["sort"][0] == "_score"
     assert build_search(TENANT, PocQuery(sort="title"))["sort"][0] == {"title.keyword": "asc"}

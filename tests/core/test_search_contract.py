@@ -256,6 +256,27 @@ async def test_search_tolerates_a_typo_in_the_name(world: World) -> None:
     assert not found & {"kafka", "async"}
 
 
+async def test_search_counts_a_swap_of_adjacent_letters_as_one_edit(
+    client: Client, world: World
+) -> None:
+    # OpenSearch's fuzziness counts a transposition as one edit (optimal string alignment),
+    # and never touches the first letter (prefix_length 1).
+    streams = await create_poc(client, world.alpha, title="Kafka Streams POC")
+    world.ids["streams-poc"] = streams["pocId"]
+    await world.sync()
+
+    for name in ("kafak", "Kafak", "kfaka"):  # one swap, five letters
+        assert world.keyset(await world.search(world.alpha, name=name)) == {
+            "kafka",
+            "streams-poc",
+        }, name
+    assert world.keyset(await world.search(world.alpha, name="akfka")) == set()
+    # From six letters on, two edits: two swaps, or a swap and an inserted letter.
+    for name in ("pyhtno", "pyhtonn"):
+        assert world.keyset(await world.search(world.alpha, name=name)) == {"queues"}, name
+    assert world.keyset(await world.search(world.alpha, name="pyhtnoo")) == set()
+
+
 async def test_search_by_owner(world: World) -> None:
     page = await world.search(world.alpha, owner=UUID(world.bob.user_id))
     assert world.keyset(page) == {"kafka", "postgres"}

@@ -353,6 +353,25 @@ async def test_a_typo_is_one_edit_up_to_five_letters_and_two_from_six(
     assert ids(await search(client, admin, {"name": "sreams"})) == [kafka]  # a letter missing
 
 
+async def test_a_swap_of_two_adjacent_letters_is_one_edit(client: Client, admin: Account) -> None:
+    # As OpenSearch counts them: the optimal string alignment distance, where a swapped pair
+    # is one edit that no other edit may touch, and the first letter must be right.
+    kafka = (await create_poc(client, admin, title="Kafka Streams POC"))["pocId"]
+
+    assert ids(await search(client, admin, {"name": "kafak"})) == [kafka]
+    assert ids(await search(client, admin, {"name": "Kafak"})) == [kafka]
+    assert ids(await search(client, admin, {"name": "kfaka"})) == [kafka]
+    assert ids(await search(client, admin, {"name": "akfka"})) == []  # the first letter
+    assert ids(await search(client, admin, {"name": "kfaak"})) == []  # 2 swaps, 5 letters
+    assert ids(await search(client, admin, {"name": "srtemas"})) == [kafka]  # 2 swaps, 7
+    assert ids(await search(client, admin, {"name": "srteamz"})) == [kafka]  # swap, letter
+    # A letter inserted between the swapped ones: two edits by Damerau-Levenshtein, three
+    # by optimal string alignment.
+    assert ids(await search(client, admin, {"name": "srxteams"})) == []
+    assert ids(await search(client, admin, {"name": "kafak srtemas"})) == [kafka]
+    assert ids(await search(client, admin, {"name": "kafak srtemsa"})) == []  # 3 edits
+
+
 async def test_a_short_name_is_no_typo_of_every_word_sharing_its_first_letters(
     client: Client, admin: Account
 ) -> None:

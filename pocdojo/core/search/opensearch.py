@@ -27,7 +27,8 @@ from pocdojo.core.search import (
 
 INDEX_ALIAS = "pocdojo-pocs"
 # No typo forgiven below 4 characters (as in the PostgreSQL adapter), one up to 5, then two;
-# never in the first letter.
+# never in the first letter. Two adjacent letters swapped are one edit (Lucene's optimal
+# string alignment), as the PostgreSQL adapter counts them too.
 FUZZINESS = "AUTO:4,6"
 
 # Per seed 001's POC index, with the fields this API searches on: an n-gram subfield for
@@ -129,6 +130,7 @@ def build_search(tenant_id: UUID, query: PocQuery) -> dict[str, Any]:
                                     "query": query.name,
                                     "fuzziness": FUZZINESS,
                                     "prefix_length": 1,
+                                    "fuzzy_transpositions": True,
                                     "operator": "and",
                                 }
                             }

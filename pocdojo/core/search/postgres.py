@@ -1,6 +1,6 @@
 """Search on PostgreSQL: tsvector + GIN for full text, pg_trgm for partial names, the
-tenant's title words and levenshtein for misspelled ones, GIN on tags; facets computed over
-the same filtered set in the same statement.
+tenant's title words and their edit distance for misspelled ones, GIN on tags; facets
+computed over the same filtered set in the same statement.
 
 Queries read the ``pocs_scoped`` and ``poc_tags_scoped`` views, which confine every statement
 to the transaction's tenant the way the row-level policies do, but let the planner use the
@@ -25,27 +25,81 @@ from pocdojo.core.search import (
 )
 
 _TSQUERY = "websearch_to_tsquery('english', {})"
-# Words of a name this long or longer also find misspelled title words: one edit away up to
-# 5 letters, two from 6 on (OpenSearch's fuzziness AUTO:4,6), with the first letter right
-# (migration 0009). Shorter words are too short to tell a typo from another word.
+# Words of a name this long or longer also find misspelled title words, as OpenSearch's
+# fuzziness AUTO:4,6 with prefix_length 1 does: within one edit up to 5 letters, two from 6
+# on, never in the first letter (migration 0009). An edit is a letter inserted, deleted or
+# replaced, or two adjacent letters swapped, and no letter is edited twice (Lucene's optimal
+# string alignment). Shorter words are too short to tell a typo from another word.
 TYPO_MIN_LENGTH = 4
 
+# Per word of the name, computed once: its edits, and what swapping two adjacent letters
+# (never the first) makes of it. For each swap: the word swapped, its head (the word up to
+# the swapped pair) and its tail reversed (the pair and what follows it).
+_SWAPS = """
+    SELECT CASE WHEN length(t.term) >= 6 THEN 2 ELSE 1 END AS edits,
+           array_agg(s.swap) AS swaps,
+           array_agg(left(s.swap, i + 1)) AS heads,
+           array_agg(reverse(substr(s.swap, i))) AS rtails
+    FROM generate_series(2, length(t.term) - 1) AS i
+    CROSS JOIN LATERAL (
+        SELECT left(t.term, i - 1) || substr(t.term, i + 1, 1) || substr(t.term, i, 1)
+               || substr(t.term, i + 2) AS swap) s
+    WHERE substr(t.term, i, 1) <> substr(t.term, i + 1, 1)"""
+
+# A title word one swap and one more edit away: it starts with a swap's head and is one
+# edit from that swap after it, or ends with a swap's tail and is one edit from it before.
+_SWAPPED_AND_EDITED = """EXISTS (
+                  SELECT FROM unnest(e.swaps, e.heads, e.rtails) AS s (swap, head, rtail)
+                  WHERE levenshtein_less_equal(w.word, s.swap, 1) <= 1
+                    AND (w.word ^@ s.head OR reverse(w.word) ^@ s.rtail))"""
+
+# A title word two swaps away: as long as the name word, starting with a swap's head,
+# ending with a swap's tail, and differing from it in four letters at most (Levenshtein's
+# distance with insertions and deletions costing more than that counts replaced letters).
+_SWAPPED_TWICE = """(length(w.word) = length(t.term)
+                AND levenshtein_less_equal(w.word, t.term, 9, 9, 1, 4) <= 4
+                AND w.word ^@ ANY(e.heads) AND reverse(w.word) ^@ ANY(e.rtails))"""
+
+# The tenant's title words (migration 0008) within a name word's edits, among those of its
+# initial and length (migration 0009). Levenshtein's distance (fuzzystrmatch, in C) counts
+# a swap as two edits, so a word within reach only by swapping is one to two Levenshtein
+# edits further than allowed; only the few words that far are compared with the swaps.
+_CLOSE_WORDS = f"""
+    SELECT w.word FROM poc_title_words w
+    WHERE e.edits = 1 AND w.tenant_id = $1 AND left(w.word, 1) = left(t.term, 1)
+      AND length(w.word) BETWEEN length(t.term) - 1 AND length(t.term) + 1
+      AND CASE least(levenshtein_less_equal(w.word, t.term, 2), 3)
+          WHEN 3 THEN false
+          WHEN 2 THEN w.word = ANY(e.swaps)
+          ELSE true
+      END
+    UNION ALL
+    SELECT w.word FROM poc_title_words w
+    WHERE e.edits = 2 AND w.tenant_id = $1 AND left(w.word, 1) = left(t.term, 1)
+      AND length(w.word) BETWEEN length(t.term) - 2 AND length(t.term) + 2
+      AND CASE least(levenshtein_less_equal(w.word, t.term, 4), 5)
+          WHEN 5 THEN false
+          WHEN 4 THEN {_SWAPPED_TWICE}
+          WHEN 3 THEN abs(length(w.word) - length(t.term)) <= 1
+              AND (w.word ^@ ANY(e.heads) OR reverse(w.word) ^@ ANY(e.rtails))
+              AND ({_SWAPPED_AND_EDITED}
+                OR {_SWAPPED_TWICE})
+          ELSE true
+      END"""
+
 # The tsquery for titles holding every word of the name of TYPO_MIN_LENGTH letters or more,
-# each possibly misspelled: per word, the tenant's title words (migration 0008) within its
-# edits, ORed and restricted to the title's weight; ANDed over the words. NULL, so no title,
-# when a word has nothing close or the name has no word that long.
-_MISSPELLED = """(
+# each possibly misspelled: per word, its close title words ORed and restricted to the
+# title's weight; ANDed over the words. NULL, so no title, when a word has nothing close or
+# the name has no word that long.
+_MISSPELLED = f"""(
     SELECT to_tsquery('english', string_agg(close, ' & ')) FROM (
         SELECT '(' || string_agg('''' || w.word || ''':A', ' | ') || ')' AS close
-        FROM unnest(tsvector_to_array(to_tsvector('simple', {name}::text))) AS t (term)
-        CROSS JOIN LATERAL (
-            SELECT CASE WHEN length(t.term) >= 6 THEN 2 ELSE 1 END AS edits) e
-        LEFT JOIN poc_title_words w
-          ON w.tenant_id = $1
-         AND left(w.word, 1) = left(t.term, 1)
-         AND length(w.word) BETWEEN length(t.term) - e.edits AND length(t.term) + e.edits
-         AND levenshtein_less_equal(w.word, t.term, e.edits) <= e.edits
-        WHERE length(t.term) >= {min_length}
+        FROM unnest(tsvector_to_array(to_tsvector('simple', {{name}}::text))) AS t (term)
+        CROSS JOIN LATERAL ({_SWAPS}
+        ) e
+        LEFT JOIN LATERAL ({_CLOSE_WORDS}
+        ) w ON true
+        WHERE length(t.term) >= {{min_length}}
         GROUP BY t.term
     ) per_word
     HAVING count(close) = count(*)
