@@ -33,6 +33,7 @@ from pycrdt import (
     write_message,
 )
 
+from pocdojo.crdt import document
 from pocdojo.crdt.document import EMPTY_UPDATE, Document
 from pocdojo.realtime.peer import CloseCode, Peer, SocketClosed, TokenBucket, ws_frame
 
@@ -42,7 +43,15 @@ _SYNC_STEP2_PREFIX = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
 _QUERY_AWARENESS = 3
 # What decoding a garbled frame raises: pycrdt raises ValueError for an update it cannot
 # decode; the decoders raise the others on truncated or garbled frames.
-_MALFORMED = (ValueError, IndexError, KeyError, UnicodeDecodeError, RuntimeError)
+# pycrdt's read_message asserts on an empty payload.
+_MALFORMED = (
+    ValueError,
+    IndexError,
+    KeyError,
+    UnicodeDecodeError,
+    RuntimeError,
+    AssertionError,
+)
 
 
 @dataclass(eq=False)
@@ -214,6 +223,7 @@ class Room:
         sync_type, body = message[1], message[2:]
         if sync_type == YSyncMessageType.SYNC_STEP1:
             state = read_message(body)
+            document.state_vector(state)  # a garbled one is refused now, not when answered
             # Answers cost a token as updates do: a client asking again and again is slowed
             # down, and its answers wait as one (the latest), never one copy per request.
             if peer.deferred or not peer.take_update_token():

@@ -354,6 +354,8 @@ class Rooms:
             await self._history_row(room.tenant_id, room.session_id, room.code(), reason)
 
     async def _history_row(self, tenant_id: UUID, session_id: UUID, code: str, reason: str) -> None:
+        # PostgreSQL text cannot hold NUL, which a document may: kept visible, not refused.
+        code = code.replace("\x00", "\ufffd")
         async with tenant_tx(self.pool, tenant_id) as conn:
             if reason != "end" and await dojos_db.last_history_code(conn, session_id) == code:
                 return

@@ -261,3 +261,49 @@ async def test_realtime_metrics_are_exported(client: Client, admin: Account) -> 
     assert values["pocdojo_ws_sent_bytes_total"] > 0
     assert values["pocdojo_fanout_latency_seconds_count"] >= 1
     assert "pocdojo_persist_lag_seconds_count" in values
+
+
+@pytest.mark.parametrize("frame", ["0000", "0001", "0002", "01"])
+async def test_a_frame_with_no_payload_closes_with_4400(client: Client, frame: str) -> None:
+    admin = await signup(client)
+    dojo = await create_dojo(client, admin)
+    async with aiohttp.ClientSession() as http:
+        c = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await c.synced.wait()
+        await c.ws.send_bytes(bytes.fromhex(frame))
+        assert await c.wait_closed() == CloseCode.MALFORMED
+
+
+async def test_a_garbled_sync_request_waiting_for_the_rate_closes_with_4400(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(ws_updates_per_second=1, ws_update_burst=1)
+    admin = await signup(client)
+    dojo = await create_dojo(client, admin)
+    async with aiohttp.ClientSession() as http:
+        c = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await c.synced.wait()
+        await c.ws.send_bytes(bytes.fromhex("00000100"))
+        await c.ws.send_bytes(bytes.fromhex("00000105"))
+        assert await c.wait_closed() == CloseCode.MALFORMED
+
+
+async def test_code_holding_a_nul_is_recorded_when_the_session_ends(client: Client) -> None:
+    admin = await signup(client)
+    dojo = await create_dojo(client, admin)
+    async with aiohttp.ClientSession() as http:
+        c = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await c.synced.wait()
+        c.text += "a\x00b"
+        assert client.app is not None
+        rooms = client.app[rooms_key]
+        await wait_until(lambda: any(r.code() == "a\x00b" for r in rooms.rooms.values()))
+        resp = await client.post(
+            f"/v1/dojos/sessions/{dojo.session_id}/end", headers=admin.auth, json={}
+        )
+        assert resp.status == 200, await resp.text()
+        await c.close()
+    resp = await client.get(f"/v1/dojos/sessions/{dojo.session_id}/snapshots", headers=admin.auth)
+    snapshots = (await resp.json())["snapshots"]
+    assert snapshots[-1]["reason"] == "end"
+    assert snapshots[-1]["code"] == "a\ufffdb"
