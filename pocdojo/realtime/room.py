@@ -401,9 +401,6 @@ class Room:
         """Publish (and store) the whole state: other nodes missed what we published."""
         self._log(self.document.encode())
 
-    def full_state(self) -> bytes:
-        return self.document.encode()
-
     def code(self) -> str:
         return self.document.code()
 

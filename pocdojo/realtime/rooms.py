@@ -155,8 +155,8 @@ class Rooms:
         await self._presence.stop()
         await self._hello.stop()
         await self._flusher.stop()
+        await self.close_sockets()
         for room in list(self.rooms.values()):
-            await room.close_all(CloseCode.GOING_AWAY, "server shutting down")
             await self.unload(room, reason="unload")
         # Unloads already under way (started by an idle timer) finish before the pool closes.
         if self._unloading:
