@@ -93,6 +93,12 @@ class Document:
                 waiting = held if waiting is None else merge_updates(held, waiting)
         self.held = waiting
 
+    def waits(self, update: bytes) -> bool:
+        """Whether part of ``update`` is held: it waits for a dependency."""
+        state = self.doc.get_state()
+        rest = get_update(update, state)
+        return rest != EMPTY_UPDATE and _waits(rest, state)
+
     def encode(self, state: bytes | None = None) -> bytes:
         """The document as an update (what ``state`` lacks, if given), held parts included:
         as Yjs's ``encodeStateAsUpdate``."""

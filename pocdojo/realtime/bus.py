@@ -351,11 +351,12 @@ class Bus:
 def _coalesce(
     batch: list[tuple[str, bytes, bytes, bytes]],
 ) -> list[tuple[str, bytes, bytes, bytes]]:
-    """Merge each run of one room's document updates into one update (one stream entry).
+    """Merge each run of one room's consecutive document updates into one update (one entry).
 
-    Yjs updates merge losslessly; the merged entry carries the run's last tag (the highest
-    number its room gave them, so it counts as stored once that number is); other entries
-    keep their place between the runs.
+    Yjs updates merge losslessly. Update tags name the numbers their room gave them,
+    ``origin:first:last`` (see ``range_tag``); a run merges only while the numbers follow on,
+    and the merged entry's tag names the whole run, so whoever stores it can say exactly
+    which numbers are stored. Other entries keep their place between the runs.
     """
     out: list[tuple[str, bytes, bytes, bytes]] = []
     run: list[bytes] = []
@@ -368,18 +369,41 @@ def _coalesce(
             run.clear()
 
     for room, kind, data, tag in batch:
-        if kind == b"u" and (not run or room == run_room):
-            run_room, run_tag = room, tag
-            run.append(data)
-            continue
-        close_run()
-        if kind == b"u":
-            run_room, run_tag = room, tag
-            run.append(data)
-        else:
+        if kind != b"u":
+            close_run()
             out.append((room, kind, data, tag))
+            continue
+        joined = _join(run_tag, tag) if run and room == run_room else None
+        if joined is None:
+            close_run()
+            run_room, joined = room, tag
+        run_tag = joined
+        run.append(data)
     close_run()
     return out
+
+
+def range_tag(origin: str, first: int, last: int) -> bytes:
+    """The tag of an update entry: the numbers ``first`` to ``last`` of room ``origin``."""
+    return f"{origin}:{first}:{last}".encode()
+
+
+def parse_range_tag(tag: bytes) -> tuple[str, int, int]:
+    """``(origin, first, last)`` of a ``range_tag``; ``ValueError`` if it is not one."""
+    origin, first, last = tag.decode().split(":")
+    return origin, int(first), int(last)
+
+
+def _join(a: bytes, b: bytes) -> bytes | None:
+    """One tag for two runs of numbers when ``b`` follows on from ``a``, else None."""
+    try:
+        origin_a, first, last = parse_range_tag(a)
+        origin_b, first_b, last_b = parse_range_tag(b)
+    except ValueError:
+        return None
+    if origin_a != origin_b or first_b != last + 1:
+        return None
+    return range_tag(origin_a, first, last_b)
 
 
 async def _guarded(callback: Callable[[], Awaitable[None]], room: str) -> None:

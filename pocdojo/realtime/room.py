@@ -35,6 +35,7 @@ from pycrdt import (
 
 from pocdojo.crdt import document
 from pocdojo.crdt.document import EMPTY_UPDATE, Document
+from pocdojo.realtime.bus import parse_range_tag, range_tag
 from pocdojo.realtime.peer import CloseCode, Peer, SocketClosed, TokenBucket, ws_frame
 
 log = structlog.get_logger(__name__)
@@ -58,12 +59,14 @@ _MALFORMED = (
 class Remote:
     """An update another node accepted, kept here until it is known to be stored.
 
-    ``origin`` names the room (on its node) that accepted it and ``seq`` numbers it there;
-    whichever room stores it announces it by these numbers.
+    ``origin`` names the room (on its node) that accepted it, which numbered what it carries
+    ``first`` to ``last`` (one stream entry may merge several); whichever room stores it
+    announces it by these numbers.
     """
 
     origin: str
-    seq: int
+    first: int
+    last: int
     update: bytes
     arrived: float
 
@@ -80,18 +83,20 @@ class Writes:
         return [r.update for r in self.remote] + [update for _, update in self.local]
 
     def markers(self, origin: str) -> list[bytes]:
-        """``origin:first:last`` for each run of stored updates, ours and others'."""
-        out = []
-        if self.local:
-            out.append(f"{origin}:{self.local[0][0]}:{self.local[-1][0]}".encode())
-        run: list[Remote] = []
-        for entry in [*self.remote, None]:
-            if run and (entry is None or entry.origin != run[-1].origin):
-                out.append(f"{run[0].origin}:{run[0].seq}:{run[-1].seq}".encode())
-                run = []
-            if entry is not None and entry.origin:
-                run.append(entry)
-        return out
+        """``origin:first:last`` for each run of numbers stored, ours and others'.
+
+        A run spans only numbers that follow on: numbers this node never received (lost
+        with a Redis that restarted) or holds back are not stored, so no run may cover them.
+        """
+        ranges = [(origin, seq, seq) for seq, _ in self.local]
+        ranges += [(r.origin, r.first, r.last) for r in self.remote if r.origin]
+        out: list[tuple[str, int, int]] = []
+        for name, first, last in ranges:
+            if out and out[-1][0] == name and out[-1][2] + 1 == first:
+                out[-1] = (name, out[-1][1], last)
+            else:
+                out.append((name, first, last))
+        return [range_tag(*run) for run in out]
 
 
 class Room:
@@ -320,7 +325,7 @@ class Room:
     def _log(self, update: bytes) -> None:
         """Number an update, publish it for the other nodes, and keep it for the next flush."""
         self.seq += 1
-        self._publish(b"u", update, f"{self.origin}:{self.seq}".encode())
+        self._publish(b"u", update, range_tag(self.origin, self.seq, self.seq))
         if not self.unsaved:
             self.unsaved_since = time.monotonic()
         self.unsaved.append((self.seq, update))
@@ -368,20 +373,24 @@ class Room:
         self.size += len(update)
         self.changed_since_history = True
         self._fan_out(create_update_message(update), exclude=None)
-        origin, _, seq = tag.decode().partition(":")
-        self.remote.append(Remote(origin, int(seq or 0), update, time.monotonic()))
+        try:
+            origin, first, last = parse_range_tag(tag)
+        except ValueError:  # untagged: stored by whoever has it, never announced
+            origin, first, last = "", 0, 0
+        self.remote.append(Remote(origin, first, last, update, time.monotonic()))
 
     def stored(self, marker: bytes) -> None:
         """Another node stored the updates ``origin:first:last``: forget our copies (ours
         too, if it stored updates this room accepted)."""
-        origin, first, last = marker.decode().split(":")
-        low, high = int(first), int(last)
+        origin, low, high = parse_range_tag(marker)
         if origin == self.origin:
             self.unsaved = [(seq, u) for seq, u in self.unsaved if not low <= seq <= high]
             if not self.unsaved:
                 self.unsaved_since = None
             return
-        self.remote = [r for r in self.remote if not (r.origin == origin and low <= r.seq <= high)]
+        self.remote = [
+            r for r in self.remote if not (r.origin == origin and low <= r.first <= r.last <= high)
+        ]
 
     def apply_remote_awareness(self, message: bytes) -> None:
         """Awareness relayed by another node."""
@@ -415,6 +424,11 @@ class Room:
         holds it back) and pycrdt (which applies that client's later updates past the gap).
         Without local updates, the remote ones that waited ``grace`` seconds (their node died)
         go: the oldest, so again nothing without what it depends on.
+
+        A remote update still waiting for a dependency this node lacks (lost from the stream
+        when Redis restarted, say) stays: written now, the log would hold it without what it
+        depends on until its own node stores that. Nothing local depends on it (no client
+        could build on what is not integrated); it goes once its dependency arrives.
         """
         local, self.unsaved = self.unsaved, []
         since, self.unsaved_since = self.unsaved_since, None
@@ -427,6 +441,11 @@ class Room:
             while ready < len(self.remote) and self.remote[ready].arrived <= now - grace:
                 ready += 1
             due, self.remote = self.remote[:ready], self.remote[ready:]
+        if due and self.document.held is not None:
+            waiting = [r for r in due if self.document.waits(r.update)]
+            if waiting:
+                due = [r for r in due if r not in waiting]
+                self.remote[:0] = waiting
         if due:
             since = due[0].arrived if since is None else min(since, due[0].arrived)
         return Writes(due, local, since)

@@ -36,15 +36,15 @@ def _edits(count: int) -> tuple[list[bytes], str]:
 
 def test_runs_of_one_rooms_updates_become_one_entry_that_replays_the_same() -> None:
     updates, final = _edits(20)
-    batch = [("r1", b"u", u, f"o:{i + 1}".encode()) for i, u in enumerate(updates[:10])]
+    batch = [("r1", b"u", u, f"o:{i + 1}:{i + 1}".encode()) for i, u in enumerate(updates[:10])]
     batch.append(("r1", b"a", b"awareness", b""))
-    batch += [("r1", b"u", u, f"o:{i + 11}".encode()) for i, u in enumerate(updates[10:])]
+    batch += [("r1", b"u", u, f"o:{i + 11}:{i + 11}".encode()) for i, u in enumerate(updates[10:])]
     batch.append(("r2", b"e", b"{}", b""))
     merged = _coalesce(batch)
     assert [(room, kind, tag) for room, kind, _, tag in merged] == [
-        ("r1", b"u", b"o:10"),  # a merged run counts as stored once its last one is
+        ("r1", b"u", b"o:1:10"),  # a merged run names every number it carries
         ("r1", b"a", b""),
-        ("r1", b"u", f"o:{len(updates)}".encode()),
+        ("r1", b"u", f"o:11:{len(updates)}".encode()),
         ("r2", b"e", b""),
     ]
     doc: Doc[Any] = Doc()
