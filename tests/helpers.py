@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 from aiohttp.test_utils import TestClient
 
 PASSWORD = "Str0ng!Passw0rd"
@@ -37,6 +38,12 @@ class Account:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def session_id(self) -> str:
+        """The login session the access token names."""
+        sid: str = jwt.decode(self.token, options={"verify_signature": False})["sid"]
+        return sid
 
 
 async def signup(client: TestClient[Any, Any], **fields: Any) -> Account:

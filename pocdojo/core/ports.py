@@ -17,3 +17,8 @@ class LiveRooms(Protocol):
     async def online(self, session_id: UUID) -> set[str]:
         """User ids (as strings) with an open socket to the session on any node."""
         ...
+
+    async def access_changed(self, tenant_id: UUID, user_id: UUID) -> None:
+        """The user's access changed (logout, deactivation, new role; committed): hold their
+        open sockets, on every node, to what the database says now."""
+        ...

@@ -191,12 +191,14 @@ class RefreshToken:
 
 @dataclass(frozen=True)
 class DojoClaims:
-    """What a participant token says: who may do what in which dojo session."""
+    """What a participant token says: who may do what in which dojo session, under which
+    login session (the token stops working when that login ends)."""
 
     user_id: UUID
     tenant_id: UUID
     session_id: UUID
     role: str
+    login_session_id: UUID
 
 
 class ParticipantTokens(_SignedTokens):
@@ -208,23 +210,32 @@ class ParticipantTokens(_SignedTokens):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.participant_token_ttl)
 
-    def issue(self, *, user_id: UUID, tenant_id: UUID, session_id: UUID, role: str) -> str:
-        """A signed participant token."""
+    def issue(
+        self, *, user_id: UUID, tenant_id: UUID, session_id: UUID, role: str, login_session_id: UUID
+    ) -> str:
+        """A signed participant token, bound to the login session it was issued under."""
         return self._encode(
-            {"sub": str(user_id), "tid": str(tenant_id), "dsid": str(session_id), "role": role}
+            {
+                "sub": str(user_id),
+                "tid": str(tenant_id),
+                "dsid": str(session_id),
+                "role": role,
+                "lsid": str(login_session_id),
+            }
         )
 
     def decode(self, token: str) -> DojoClaims:
         """Raises:
         Unauthorized: the token is expired, forged, malformed or not a participant token.
         """
-        raw = self._decode(token, ["sub", "tid", "dsid", "role"], verify_exp=True)
+        raw = self._decode(token, ["sub", "tid", "dsid", "role", "lsid"], verify_exp=True)
         try:
             return DojoClaims(
                 user_id=UUID(raw["sub"]),
                 tenant_id=UUID(raw["tid"]),
                 session_id=UUID(raw["dsid"]),
                 role=str(raw["role"]),
+                login_session_id=UUID(raw["lsid"]),
             )
         except (ValueError, TypeError, AttributeError) as exc:
             raise self._invalid() from exc

@@ -19,6 +19,11 @@ what was stored) from ``REPLAY_WINDOW`` seconds before the stream's last entry: 
 node accepted just before it died may not be in PostgreSQL yet, and the stream still has it.
 A Redis that restarted has lost its streams: the reader notices (its run id changed) and every
 room reloads from PostgreSQL and publishes its whole state, so no node misses what was lost.
+
+The same pub/sub connection carries access changes (a logout, a deactivation, a new role):
+a node that commits one announces whose access changed, and every node re-checks that user's
+sockets (``on_access``). Pub/sub loses what is sent while a node is cut off, so a node that
+subscribes again re-checks every socket it holds.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ STREAM_MAXLEN = 10_000
 STREAM_MAX_AGE = 600.0
 STREAM_IDLE_TTL = 3600
 DOORBELL = "dojo:doorbell"
+ACCESS = "dojo:access"
 SWEEP_INTERVAL = 5.0
 _SWEEP_SLICES = 20
 _BLOCK_MS = 250
@@ -107,6 +113,9 @@ class Bus:
     _stopping: bool = False
     _append: Any = None
     _run_id: str | None = None  # the Redis server's run id: it changes when Redis restarts
+    # Re-checks the sockets of a user (``tenant:user``), or of everyone (``""``).
+    on_access: Callable[[str], Awaitable[None]] | None = None
+    _access: list[str] = field(default_factory=list)  # announcements read, to handle
 
     def __post_init__(self) -> None:
         self._append = self.redis.register_script(_APPEND)
@@ -159,6 +168,12 @@ class Bus:
 
     def unsubscribe(self, room: str) -> None:
         self._subs.pop(room, None)
+
+    async def announce_access(self, who: str) -> None:
+        """Tell the other nodes that ``who``'s (``tenant:user``) access changed; a Redis that
+        is down loses it, and the nodes re-check everyone when they reconnect."""
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.publish(ACCESS, f"{self.node_id}|{who}")
 
     def publish(self, room: str, kind: bytes, data: bytes, tag: bytes = b"") -> None:
         """Queue an entry for the room's stream (sent by the publisher task, in order)."""
@@ -223,8 +238,9 @@ class Bus:
                 try:
                     if pubsub is None:
                         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                        await pubsub.subscribe(DOORBELL)
+                        await pubsub.subscribe(DOORBELL, ACCESS)
                         sweep_all = True  # bells were missed while unsubscribed
+                        self._access.append("")  # and access changes: re-check everyone
                     wait = 0.0 if again or sweep_all else max(0.0, next_sweep - loop.time())
                     rung = await self._bells(pubsub, min(wait, _BLOCK_MS / 1000))
                     rooms = (rung | again) & self._subs.keys()
@@ -241,6 +257,7 @@ class Bus:
                         cursor += step
                         next_sweep = loop.time() + SWEEP_INTERVAL / _SWEEP_SLICES
                     again = set()
+                    await self._handle_access()
                     result = await self._read(rooms)
                 except (RedisError, OSError) as exc:
                     if self.healthy:
@@ -275,10 +292,25 @@ class Bus:
             if message is None:
                 break
             node, _, names = message["data"].decode().partition("|")
-            if node != self.node_id:
+            if node == self.node_id:
+                pass
+            elif message["channel"] == ACCESS.encode():
+                self._access.append(names)
+            else:
                 rooms.update(names.split(","))
             message = await pubsub.get_message(timeout=0)
         return rooms
+
+    async def _handle_access(self) -> None:
+        """Re-check the sockets of each user whose access changed (everyone's at most once)."""
+        pending, self._access = self._access, []
+        if self.on_access is None or not pending:
+            return
+        for who in [""] if "" in pending else dict.fromkeys(pending):
+            try:
+                await self.on_access(who)
+            except Exception:
+                log.exception("access re-check failed", who=who)
 
     async def _read(self, rooms: set[str]) -> list[Any]:
         if not rooms:

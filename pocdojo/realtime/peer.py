@@ -19,6 +19,9 @@ from uuid import UUID
 
 from aiohttp import WSMessage, web
 
+from pocdojo.core.db.dojos import Admission
+from pocdojo.core.errors import Forbidden, Gone, NotFound, Unauthorized
+
 
 @dataclass(frozen=True)
 class _Later:
@@ -48,6 +51,34 @@ class CloseCode:
     NOT_FOUND = 4404
     ENDED = 4410
     TOO_LARGE = 4413
+
+
+# Why a socket is refused or closed, and the code the client gets.
+REFUSALS = (Unauthorized, Forbidden, NotFound, Gone)
+REFUSAL_CODES = {
+    Unauthorized.status: CloseCode.UNAUTHORIZED,
+    Forbidden.status: CloseCode.FORBIDDEN,
+    NotFound.status: CloseCode.NOT_FOUND,
+    Gone.status: CloseCode.ENDED,
+}
+
+
+def role_in_session(found: Admission | None) -> str:
+    """The role a user has in a dojo session now: at connect time, and again whenever the
+    user's access changes while the socket is open.
+
+    Raises:
+        Unauthorized, Forbidden, NotFound, Gone: the user may not be there (``REFUSALS``).
+    """
+    if found is None:
+        raise NotFound("session not found")
+    if found.status == "ended":
+        raise Gone("the session has ended", code="session_ended")
+    if found.role is None or found.username is None or not found.user_active:
+        raise Forbidden("not a participant of this session", code="not_participant")
+    if not found.login_live:
+        raise Unauthorized("the login session has ended; log in again", code="session_revoked")
+    return "observer" if found.user_role == "viewer" else found.role
 
 
 class SocketClosed(Exception):
@@ -140,6 +171,7 @@ class Peer:
     username: str
     role: str
     limits: Limits
+    login_session_id: UUID | None = None  # what the socket's token was issued under
     peer_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     awareness_ids: set[int] = field(default_factory=set)
     _queue: asyncio.Queue[tuple[bytes | str | _Later, float]] = field(init=False)

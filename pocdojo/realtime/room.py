@@ -11,6 +11,7 @@ joiner at once. Each socket is a ``peer.Peer``.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 import uuid
@@ -464,6 +465,25 @@ class Room:
         for peer in self.event_peers:
             if to_user is None or peer.user_id == to_user:
                 peer.send(text)
+
+    def change_role(self, user_id: UUID, role: str) -> None:
+        """A user has a new role, taken by their sockets here at once (an observer's edits
+        are dropped from now on); everyone's events sockets, on every node, hear of it.
+
+        A document socket that may write again is sent our state vector: the client answers
+        with what we lack, the edits it made while read-only included. Without that, every
+        later edit of its client would wait forever for the dropped ones (Yjs numbers a
+        client's edits without gaps).
+        """
+        for peer in self.doc_peers | self.event_peers:
+            if peer.user_id != user_id:
+                continue
+            was_readonly, peer.role = peer.readonly, role
+            if was_readonly and not peer.readonly and peer in self.doc_peers:
+                peer.send(create_sync_message(self.doc))
+        event = json.dumps({"type": "role", "userId": str(user_id), "role": role})
+        self.broadcast_event(event)
+        self._publish(b"e", event.encode(), b"")
 
     async def close_all(self, code: int, reason: str) -> None:
         """Close every socket at once; none can hold up the others."""

@@ -30,7 +30,7 @@ from pocdojo.core.db import tenant_tx
 from pocdojo.core.periodic import Periodic
 from pocdojo.crdt import document
 from pocdojo.realtime.bus import Bus
-from pocdojo.realtime.peer import CloseCode
+from pocdojo.realtime.peer import REFUSAL_CODES, REFUSALS, CloseCode, role_in_session
 from pocdojo.realtime.room import Room, Writes
 
 log = structlog.get_logger(__name__)
@@ -144,6 +144,8 @@ class Rooms:
         self._unloading: set[asyncio.Task[Any]] = set()
         self._closing: dict[UUID, asyncio.Future[None]] = {}
         self._last_history = time.monotonic()
+        self._rechecks: set[asyncio.Task[None]] = set()
+        bus.on_access = self._on_access
 
     async def start(self) -> None:
         self._flusher.start()
@@ -155,6 +157,8 @@ class Rooms:
         await self._presence.stop()
         await self._hello.stop()
         await self._flusher.stop()
+        for task in list(self._rechecks):
+            task.cancel()
         await self.close_sockets()
         for room in list(self.rooms.values()):
             await self.unload(room, reason="unload")
@@ -282,6 +286,63 @@ class Rooms:
         else:
             doc = await document.load(self.pool, tenant_id, session_id)
             await self._history_row(tenant_id, session_id, doc.code(), "end")
+
+    # --- access changes --------------------------------------------------------------------
+
+    async def access_changed(self, tenant_id: UUID, user_id: UUID) -> None:
+        """A user's access changed (committed): re-check their sockets here and on every
+        node."""
+        await self.recheck(tenant_id, user_id)
+        await self.bus.announce_access(f"{tenant_id}:{user_id}")
+
+    async def _on_access(self, who: str) -> None:
+        """Another node announced an access change (``""``: we may have missed some)."""
+        tenant, _, user = who.partition(":")
+        check = self.recheck(UUID(tenant), UUID(user)) if who else self.recheck(None, None)
+        # In its own task: the bus reader goes on reading while sockets close.
+        task = asyncio.create_task(check, name="access-recheck")
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
+
+    async def recheck(self, tenant_id: UUID | None, user_id: UUID | None) -> None:
+        """Hold a user's sockets (or everyone's, given None) to what the database says now.
+
+        A socket whose user may no longer be in the session (logged out, deactivated, no
+        longer a participant) is closed with the code its connecting would get now, one the
+        stock client does not retry; one whose role changed (a user made viewer becomes an
+        observer, and back) takes the new role in place and everyone in the room is told.
+        """
+        for room in list(self.rooms.values()):
+            if tenant_id is not None and room.tenant_id != tenant_id:
+                continue
+            peers = [
+                p
+                for p in room.doc_peers | room.event_peers
+                if user_id is None or p.user_id == user_id
+            ]
+            if peers:
+                try:
+                    await self._recheck_room(room, peers)
+                except Exception:
+                    log.exception("access re-check failed", session=str(room.session_id))
+
+    async def _recheck_room(self, room: Room, peers: list[Any]) -> None:
+        keys = {(p.user_id, p.login_session_id) for p in peers}
+        async with tenant_tx(self.pool, room.tenant_id) as conn:
+            found = {key: await dojos_db.admission(conn, room.session_id, *key) for key in keys}
+        closing, roles = [], {}
+        for peer in peers:
+            try:
+                role = role_in_session(found[(peer.user_id, peer.login_session_id)])
+            except REFUSALS as exc:
+                log.info("socket closed: access revoked", code=REFUSAL_CODES[exc.status])
+                closing.append(peer.close(REFUSAL_CODES[exc.status], exc.message))
+                continue
+            if role != peer.role:
+                roles[peer.user_id] = role
+        for user, role in roles.items():
+            room.change_role(user, role)
+        await asyncio.gather(*closing)
 
     async def _remote(self, room: Room, kind: bytes, data: bytes, tag: bytes) -> None:
         room.others_seen = time.monotonic()

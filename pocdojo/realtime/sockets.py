@@ -26,9 +26,18 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pocdojo.core import appkeys
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
-from pocdojo.core.errors import BadRequest, Forbidden, Gone, NotFound, Unauthorized, Unavailable
+from pocdojo.core.errors import BadRequest, Forbidden, NotFound, Unavailable
 from pocdojo.core.security import DojoClaims
-from pocdojo.realtime.peer import CloseCode, Limits, Peer, SocketClosed, TokenBucket
+from pocdojo.realtime.peer import (
+    REFUSAL_CODES,
+    REFUSALS,
+    CloseCode,
+    Limits,
+    Peer,
+    SocketClosed,
+    TokenBucket,
+    role_in_session,
+)
 from pocdojo.realtime.room import Room
 from pocdojo.realtime.rooms import Rooms, online_users
 from pocdojo.rest.api import Routes
@@ -48,14 +57,6 @@ _DATABASE_DOWN = (
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
     asyncpg.InterfaceError,  # the connection went away
 )
-# Why a socket is refused at connect time, and the close code each refusal is sent with.
-_REFUSALS = (Unauthorized, Forbidden, NotFound, Gone)
-_CLOSE_CODES = {
-    Unauthorized.status: CloseCode.UNAUTHORIZED,
-    Forbidden.status: CloseCode.FORBIDDEN,
-    NotFound.status: CloseCode.NOT_FOUND,
-    Gone.status: CloseCode.ENDED,
-}
 
 
 class _Message(BaseModel):
@@ -98,7 +99,7 @@ async def _admit(request: web.Request) -> _Admitted:
     """Check token, session and participant.
 
     Raises:
-        Unauthorized, Forbidden, NotFound, Gone: the connection is refused (``_REFUSALS``).
+        Unauthorized, Forbidden, NotFound, Gone: the connection is refused (``REFUSALS``).
     """
     claims = request.app[appkeys.participant_tokens_key].decode(request.query.get("token", ""))
     try:
@@ -108,14 +109,11 @@ async def _admit(request: web.Request) -> _Admitted:
     if claims.session_id != session_id:
         raise Forbidden("token is for another session", code="wrong_session")
     async with tenant_tx(request.app[appkeys.db_pool_key], claims.tenant_id) as conn:
-        found = await dojos_db.admission(conn, session_id, claims.user_id)
-    if found is None:
-        raise NotFound("session not found")
-    if found.status == "ended":
-        raise Gone("the session has ended", code="session_ended")
-    if found.role is None or found.username is None or not found.user_active:
-        raise Forbidden("not a participant of this session", code="not_participant")
-    role = "observer" if found.user_role == "viewer" else found.role
+        found = await dojos_db.admission(conn, session_id, claims.user_id, claims.login_session_id)
+    role = role_in_session(found)
+    # role_in_session checked both
+    assert found is not None
+    assert found.username is not None
     return _Admitted(claims, found.username, role)
 
 
@@ -182,8 +180,8 @@ async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketRe
         admitted = await _admit(request)
         claims = admitted.claims
         room = await rooms.acquire(claims.session_id, claims.tenant_id)
-    except _REFUSALS as exc:
-        await ws.close(code=_CLOSE_CODES[exc.status], message=exc.message.encode())
+    except REFUSALS as exc:
+        await ws.close(code=REFUSAL_CODES[exc.status], message=exc.message.encode())
         return ws
     except _DATABASE_DOWN as exc:
         # The database is unreachable: a transient condition, so a code clients retry.
@@ -192,7 +190,15 @@ async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketRe
         return ws
     limits = _limits(request)
     bucket = room.bucket_for(claims.user_id, limits.updates_per_second, limits.burst)
-    peer = Peer(ws, claims.user_id, admitted.username, admitted.role, limits, bucket=bucket)
+    peer = Peer(
+        ws,
+        claims.user_id,
+        admitted.username,
+        admitted.role,
+        limits,
+        login_session_id=claims.login_session_id,
+        bucket=bucket,
+    )
     cap = request.app[appkeys.settings_key].ws_sockets_per_user
     if not await rooms.claim_socket(room.session_id, claims.user_id, peer.peer_id, cap):
         # Others of the user's sockets hold every place: one may close, so a code clients

@@ -228,6 +228,12 @@ class Ctx:
         entry, which done earlier could be refilled with the old row before the commit)."""
         self._after_commit.append(action)
 
+    def access_changed(self, tenant_id: UUID, user_id: UUID) -> None:
+        """Once committed, hold the user's open dojo sockets, on every node, to their access
+        now (the README promises that a logout or deactivation takes effect at once)."""
+        rooms = self.app[appkeys.live_rooms_key]
+        self.after_commit(lambda: rooms.access_changed(tenant_id, user_id))
+
     @property
     def request_id(self) -> str:
         return str(self.request.get(request_id_key, "-"))

@@ -183,6 +183,8 @@ async def refresh(ctx: Ctx, body: RefreshRequest) -> RefreshResponse:
                 conn, digest=successor.digest, tenant_id=tenant_id, session_id=found.session_id
             )
     if found.used_at is not None:
+        if reused:  # committed: the session's sockets close too
+            await ctx.app[appkeys.live_rooms_key].access_changed(tenant_id, found.user_id)
         raise Unauthorized(
             "this refresh token was already used; the session is revoked"
             if reused
@@ -232,3 +234,4 @@ async def _end_session(
 ) -> None:
     if await sessions_db.revoke(conn, session_id, "logout"):
         await audit.record(conn, ctx.actor(tenant_id, user_id), "logout", "session", session_id)
+        ctx.access_changed(tenant_id, user_id)

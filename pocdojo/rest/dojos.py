@@ -184,7 +184,11 @@ async def _session(ctx: Ctx, *, for_update: bool = False) -> dojos_db.DojoSessio
 def _token(ctx: Ctx, session_id: UUID, role: str) -> str:
     me = ctx.principal
     return ctx.app[appkeys.participant_tokens_key].issue(
-        user_id=me.user_id, tenant_id=me.tenant_id, session_id=session_id, role=role
+        user_id=me.user_id,
+        tenant_id=me.tenant_id,
+        session_id=session_id,
+        role=role,
+        login_session_id=me.session_id,
     )
 
 

@@ -204,6 +204,8 @@ async def update_user(ctx: Ctx, body: UserPatch) -> UserOut:
             user = await users_db.update(ctx.conn, target.id, changes)
     except asyncpg.UniqueViolationError as exc:
         raise _conflict(exc) from exc
+    if body.role is not None or body.is_active is not None or body.password is not None:
+        ctx.access_changed(target.tenant_id, target.id)
     if body.is_active is False:
         await sessions_db.revoke_all_for_user(ctx.conn, target.id, "deactivated")
     if body.password is not None:

@@ -590,6 +590,7 @@ def claims_for(account: Account, session_id: str, **overrides: Any) -> dict[str,
         "tid": account.tenant_id,
         "dsid": session_id,
         "role": "participant",
+        "lsid": account.session_id,
         "iss": "pocdojo",
         "iat": now,
         "exp": now + 600,
@@ -661,6 +662,7 @@ async def test_a_session_of_another_tenant_does_not_exist(
         tenant_id=uuid.UUID(admin.tenant_id),
         session_id=uuid.UUID(theirs.session_id),
         role="host",
+        login_session_id=uuid.UUID(admin.session_id),
     )
     ws = await http.ws_connect(theirs.events(token))
     assert await close_code(ws) == CloseCode.NOT_FOUND

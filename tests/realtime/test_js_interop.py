@@ -517,6 +517,7 @@ async def test_a_js_client_sees_why_it_was_refused(
             tenant_id=UUID(admin.tenant_id),
             session_id=UUID(dojo.session_id),
             role="host",
+            login_session_id=UUID(admin.session_id),
         )
     elif problem == "access-token":
         token = admin.token  # the REST access token is not a participant token

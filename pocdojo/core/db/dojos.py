@@ -159,19 +159,26 @@ class Admission:
     username: str | None
     user_role: str | None
     user_active: bool
+    login_live: bool  # the login session the token was issued under is open
 
 
-async def admission(conn: Any, session_id: UUID, user_id: UUID) -> Admission | None:
+async def admission(
+    conn: Any, session_id: UUID, user_id: UUID, login_session_id: UUID
+) -> Admission | None:
     """The session's status and the user's part in it (None: no such session)."""
     row = await conn.fetchrow(
         """SELECT s.status, p.role, u.username, u.role AS user_role,
-                  coalesce(u.is_active, false) AS user_active
+                  coalesce(u.is_active, false) AS user_active,
+                  EXISTS (SELECT 1 FROM auth_sessions a
+                          WHERE a.id = $3 AND a.user_id = $2 AND a.revoked_at IS NULL
+                            AND a.expires_at > now()) AS login_live
            FROM dojo_sessions s
            LEFT JOIN dojo_participants p ON p.session_id = s.id AND p.user_id = $2
            LEFT JOIN users u ON u.id = $2
            WHERE s.id = $1""",
         session_id,
         user_id,
+        login_session_id,
     )
     return Admission(**dict(row)) if row else None
 
