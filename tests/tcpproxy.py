@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 
 class CuttableProxy:
@@ -111,3 +113,17 @@ class CuttableProxy:
                 dst.write_eof()
         except (ConnectionError, OSError):
             dst.transport.abort()
+
+
+@contextlib.asynccontextmanager
+async def redis_through_proxy(redis_url: str) -> AsyncIterator[tuple[CuttableProxy, str]]:
+    """A started proxy in front of the Redis at ``redis_url``, and the URL to reach it by."""
+    parts = urlsplit(redis_url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    proxy = CuttableProxy(parts.hostname, parts.port)
+    await proxy.start()
+    try:
+        yield proxy, f"redis://127.0.0.1:{proxy.port}/0"
+    finally:
+        await proxy.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.test_utils import TestClient
@@ -14,7 +13,7 @@ from pocdojo.realtime.sockets import rooms_key
 from tests.conftest import Engines
 from tests.dojo_helpers import create_dojo, join
 from tests.helpers import register, signup, wait_until
-from tests.tcpproxy import CuttableProxy
+from tests.tcpproxy import redis_through_proxy
 from tests.yclient import YClient
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -28,15 +27,8 @@ def _on(client: TestClient[Any, Any], url: str) -> str:
 async def test_a_node_cut_off_from_redis_serves_locally_and_catches_up(
     make_client: MakeClient, engines: Engines
 ) -> None:
-    redis = urlsplit(engines.redis_url)
-    assert redis.hostname is not None
-    assert redis.port is not None
-    proxy = CuttableProxy(redis.hostname, redis.port)
-    await proxy.start()
-    try:
-        node_a = await make_client(
-            redis_url=SecretStr(f"redis://127.0.0.1:{proxy.port}/0"), dojo_idle_unload=60.0
-        )
+    async with redis_through_proxy(engines.redis_url) as (proxy, url):
+        node_a = await make_client(redis_url=SecretStr(url), dojo_idle_unload=60.0)
         node_b = await make_client(dojo_idle_unload=60.0)
         host = await signup(node_b)
         dojo = await create_dojo(node_b, host, initialCode="base\n")
@@ -69,5 +61,3 @@ async def test_a_node_cut_off_from_redis_serves_locally_and_catches_up(
             assert a1.code == a2.code == b1.code
             for c in (a1, a2, b1):
                 await c.close()
-    finally:
-        await proxy.close()

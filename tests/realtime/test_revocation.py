@@ -13,7 +13,6 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import aiohttp
@@ -28,7 +27,7 @@ from tests.conftest import Engines
 from tests.dojo_helpers import Dojo, create_dojo, join
 from tests.helpers import Account, login, register, signup, wait_until
 from tests.realtime.jsclient import JsClient, JsFactory, eventually, report_of, server_url_of
-from tests.tcpproxy import CuttableProxy
+from tests.tcpproxy import redis_through_proxy
 from tests.yclient import next_event
 
 Client = TestClient[Any, Any]
@@ -226,14 +225,9 @@ async def test_a_node_cut_off_from_redis_applies_what_it_missed_when_it_is_back(
 ) -> None:
     """Pub/sub drops what is sent while a node is cut off: it re-checks every socket it
     holds when it subscribes again."""
-    redis = urlsplit(engines.redis_url)
-    assert redis.hostname is not None
-    assert redis.port is not None
-    proxy = CuttableProxy(redis.hostname, redis.port)
-    await proxy.start()
-    try:
+    async with redis_through_proxy(engines.redis_url) as (proxy, url):
         one = await make_client()
-        cut = await make_client(redis_url=SecretStr(f"redis://127.0.0.1:{proxy.port}/0"))
+        cut = await make_client(redis_url=SecretStr(url))
         admin = await signup(one)
         guest = await register(one, admin)
         dojo = await create_dojo(one, admin)
@@ -250,5 +244,3 @@ async def test_a_node_cut_off_from_redis_applies_what_it_missed_when_it_is_back(
             await proxy.restore()
             await wait_until(lambda: bus.healthy, within=15)
             assert await _closed(events) == CloseCode.FORBIDDEN
-    finally:
-        await proxy.close()
