@@ -44,6 +44,11 @@ from redis.exceptions import RedisError
 log = structlog.get_logger(__name__)
 
 STREAM_MAXLEN = 10_000
+# Bytes of entries a stream holds, roughly (at most about twice this): an entry of n bytes
+# trims its stream to STREAM_MAX_BYTES / n entries (at least STREAM_MIN_ENTRIES), so a room
+# sending large updates keeps fewer of them, not gigabytes.
+STREAM_MAX_BYTES = 64 * 1024 * 1024
+STREAM_MIN_ENTRIES = 64
 # Entries older than this are trimmed too (a reader that far behind reloads from PostgreSQL),
 # and a stream nobody wrote to for STREAM_IDLE_TTL seconds is deleted: a room's stream holds
 # recent traffic only, and an idle room holds nothing.
@@ -63,27 +68,36 @@ _REPLAYED = (b"u", b"p", b"h")
 
 Handler = Callable[[bytes, bytes, bytes], Awaitable[None]]
 
-# Appends a batch of entries, one per key (ARGV: node, maxlen, doorbell channel, doorbell
-# message, then kind, tag and data per key), then trims each stream written to by age and
-# sets it to expire when idle (ARGV: the oldest id kept, the idle TTL, after the entries),
-# then rings the doorbell: after the entries, so a reader woken by it finds them. Scripts run
-# whole, so no reader sees half a batch.
+# Appends a batch of entries, one per key (ARGV: node, the usual maxlen, doorbell channel,
+# doorbell message, then kind, tag, data and the entry's maxlen per key), then trims each
+# stream written to by age and sets it to expire when idle (ARGV: the oldest id kept, the idle
+# TTL, after the entries), then rings the doorbell: after the entries, so a reader woken by it
+# finds them. A maxlen below the usual one (a large entry) trims exactly: the approximate
+# trim keeps whole nodes of about a hundred entries. Scripts run whole, so no reader sees
+# half a batch.
 _APPEND = """
-local node, maxlen = ARGV[1], ARGV[2]
+local node, usual = ARGV[1], tonumber(ARGV[2])
 local n = #KEYS
 local written = {}
 for i, key in ipairs(KEYS) do
-    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'n', node,
-               'k', ARGV[2 + 3 * i], 't', ARGV[3 + 3 * i], 'd', ARGV[4 + 3 * i])
+    local maxlen = tonumber(ARGV[4 + 4 * i])
+    local how = maxlen < usual and '=' or '~'
+    redis.call('XADD', key, 'MAXLEN', how, maxlen, '*', 'n', node,
+               'k', ARGV[1 + 4 * i], 't', ARGV[2 + 4 * i], 'd', ARGV[3 + 4 * i])
     written[key] = true
 end
 for key in pairs(written) do
-    redis.call('XTRIM', key, 'MINID', ARGV[5 + 3 * n])
-    redis.call('EXPIRE', key, ARGV[6 + 3 * n])
+    redis.call('XTRIM', key, 'MINID', ARGV[5 + 4 * n])
+    redis.call('EXPIRE', key, ARGV[6 + 4 * n])
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return #KEYS
 """
+
+
+def entries_kept(size: int) -> int:
+    """How many entries a stream keeps once an entry of ``size`` bytes is added."""
+    return max(STREAM_MIN_ENTRIES, min(STREAM_MAXLEN, STREAM_MAX_BYTES // max(size, 1)))
 
 
 def stream_key(room: str) -> str:
@@ -213,7 +227,7 @@ class Bus:
                 f"{self.node_id}|{','.join(rooms)}",
             ]
             for _, kind, data, tag in entries:
-                args += (kind, tag, data)
+                args += (kind, tag, data, entries_kept(len(data)))
             oldest = int((time.time() - STREAM_MAX_AGE) * 1000)
             args += (f"{oldest}-0", STREAM_IDLE_TTL)
             # One command for the whole batch: one reply to parse instead of one per entry.

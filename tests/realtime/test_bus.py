@@ -14,9 +14,12 @@ from pocdojo.realtime.bus import (
     DOORBELL,
     STREAM_IDLE_TTL,
     STREAM_MAX_AGE,
+    STREAM_MAX_BYTES,
+    STREAM_MAXLEN,
     SWEEP_INTERVAL,
     Bus,
     _coalesce,
+    entries_kept,
     stream_key,
 )
 from tests.conftest import Engines
@@ -120,6 +123,49 @@ async def test_streams_are_trimmed_by_age_and_expire_when_idle(engines: Engines)
         await bus.stop()
         await redis.delete(key)
         await redis.aclose()
+
+
+async def test_a_room_sending_large_updates_holds_megabytes_not_gigabytes(
+    engines: Engines,
+) -> None:
+    """Streams are trimmed by bytes too: an entry of n bytes keeps its stream to about
+    ``STREAM_MAX_BYTES / n`` entries, trimmed exactly, so 300 entries of 1 MiB (the largest
+    message a socket may send) leave well under twice the budget in Redis."""
+    redis: Redis = Redis.from_url(engines.redis_url)
+    bus = Bus(redis)
+    room = f"large-{uuid.uuid4().hex}"
+    key = stream_key(room)
+    await bus.start()
+    try:
+        bus.subscribe(room, await bus.position(room), _ignore, _nothing, _nothing)
+        big = 1024 * 1024
+        for i in range(300):
+            bus.publish(room, b"e", bytes([i % 256]) * big)  # events are never merged
+        await wait_until(lambda: bus._outbox.empty(), within=60)
+
+        async def written() -> bool:
+            last = await redis.xrevrange(key, count=1)
+            return bool(last) and last[0][1][b"d"][:1] == bytes([299 % 256])
+
+        await wait_until(written, within=30)
+        assert await redis.xlen(key) == entries_kept(big) == STREAM_MAX_BYTES // big
+        memory = await redis.memory_usage(key)
+        assert memory is not None
+        assert memory < 2 * STREAM_MAX_BYTES
+        # Small entries after them do not trim what a slow reader may still need.
+        for _ in range(10):
+            bus.publish(room, b"e", b"small")
+        await wait_until(lambda: bus._outbox.empty())
+        await wait_until(lambda: _length_is(redis, key, entries_kept(big) + 10))
+        assert entries_kept(5) == STREAM_MAXLEN
+    finally:
+        await bus.stop()
+        await redis.delete(key)
+        await redis.aclose()
+
+
+async def _length_is(redis: Redis, key: str, length: int) -> bool:
+    return bool(await redis.xlen(key) == length)
 
 
 async def _ignore(kind: bytes, data: bytes, tag: bytes) -> None:
