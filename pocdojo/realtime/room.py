@@ -128,7 +128,9 @@ class Room:
         self.awareness = Awareness(self.doc)
         # A socket owns the awareness ids it introduced (as in the reference y-websocket
         # server): clients relay others' states too, and leaving must remove only their own.
-        self.awareness.observe(self._claim_awareness)
+        # A function, not a method: the room holds its awareness, so a method would make a
+        # reference cycle, and the room would outlive its unloading until a full collection.
+        self.awareness.observe(_claim_awareness)
         self.doc_peers: set[Peer] = set()
         self.event_peers: set[Peer] = set()
         # Limits per user (shared by the user's sockets here): updates, signals, chat times.
@@ -331,12 +333,6 @@ class Room:
             self.unsaved_since = time.monotonic()
         self.unsaved.append((self.seq, update))
 
-    def _claim_awareness(self, topic: str, change: tuple[dict[str, list[int]], Any]) -> None:
-        ids, origin = change
-        if topic == "update" and isinstance(origin, Peer):
-            origin.awareness_ids.update(ids["added"])
-            origin.awareness_ids.difference_update(ids["removed"])
-
     def _receive_awareness(self, peer: Peer, message: bytes, received_at: float) -> None:
         if len(message) > peer.limits.max_awareness_bytes:
             raise SocketClosed(CloseCode.TOO_LARGE, "awareness message too large")
@@ -489,6 +485,13 @@ class Room:
         """Close every socket at once; none can hold up the others."""
         peers = list(self.doc_peers | self.event_peers)
         await asyncio.gather(*(peer.close(code, reason) for peer in peers))
+
+
+def _claim_awareness(topic: str, change: tuple[dict[str, list[int]], Any]) -> None:
+    ids, origin = change
+    if topic == "update" and isinstance(origin, Peer):
+        origin.awareness_ids.update(ids["added"])
+        origin.awareness_ids.difference_update(ids["removed"])
 
 
 def _removal(awareness: Awareness, client_ids: list[int]) -> bytes:
