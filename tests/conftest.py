@@ -20,11 +20,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
+from pocdojo.app import create_app
 from pocdojo.core.db.migrate import migrate
 from pocdojo.core.embedded import embedded_engines
 from pocdojo.core.settings import Settings
-from pocdojo.realtime.app import create_app
-from pocdojo.realtime.server import AppRunner
+from pocdojo.server import AppRunner
 from tests.helpers import Account, signup
 from tests.seaweed import SeaweedS3, find_weed, seaweed_s3
 

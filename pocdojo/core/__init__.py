@@ -1,1 +1,2 @@
-"""Settings, database, tenancy, security, engines, logging and metrics: what the rest uses."""
+"""What every front uses: settings, database, tenancy, security, engines, logging, metrics,
+and the HTTP plumbing (declared operations and their OpenAPI document, the request pipeline)."""

@@ -1,1 +1,1 @@
-"""WebRTC recorder, audio mixing and video rendering."""
+"""Video rendering with PyAV and Pillow (the yearly videos)."""

@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import Routes
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
 from pocdojo.core.errors import BadRequest, Forbidden, NotFound, Unavailable
@@ -40,7 +41,6 @@ from pocdojo.realtime.peer import (
 )
 from pocdojo.realtime.room import Room
 from pocdojo.realtime.rooms import Rooms, online_users
-from pocdojo.rest.api import Routes
 
 log = structlog.get_logger(__name__)
 

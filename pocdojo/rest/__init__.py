@@ -1,1 +1,2 @@
-"""REST handlers, request validation, error mapping and the OpenAPI document."""
+"""REST handlers: each route declared as a ``core.api`` operation, which validates its input
+and describes it in the OpenAPI document."""

@@ -15,12 +15,12 @@ from uuid import UUID
 from pydantic import Field
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import ApiModel, Ctx, Routes
 from pocdojo.core.db import audit, tenant_tx
 from pocdojo.core.db import sessions as sessions_db
 from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Unauthorized
 from pocdojo.core.security import RefreshToken
-from pocdojo.rest.api import ApiModel, Ctx, Routes
 
 routes = Routes(tag="auth")
 

@@ -12,12 +12,12 @@ from uuid import UUID
 from pydantic import Field, field_validator
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.core.db import audit
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound
 from pocdojo.crdt import document
-from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.rest.fields import AwareTimestamp, Description, Language, PocTitle
 from pocdojo.rest.users import PageQuery
 

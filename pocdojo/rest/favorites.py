@@ -7,11 +7,11 @@ from datetime import datetime
 from uuid import UUID
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.core.db import audit
 from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound
-from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.rest.users import PageQuery
 
 routes = Routes(tag="favorites")

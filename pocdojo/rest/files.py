@@ -11,10 +11,10 @@ from aiohttp import web
 from pydantic import Field
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import ApiModel, Ctx, Routes
 from pocdojo.core.errors import NotFound
 from pocdojo.core.objectstore import content_disposition
 from pocdojo.core.objectstore.filesystem import FilesystemStore
-from pocdojo.rest.api import ApiModel, Ctx, Routes
 
 routes = Routes(tag="files")
 

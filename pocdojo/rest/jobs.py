@@ -9,10 +9,10 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import ApiModel, Ctx, paging
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import tenants as tenants_db
 from pocdojo.core.errors import NotFound
-from pocdojo.rest.api import ApiModel, Ctx, paging
 
 JobStatus = Literal["queued", "processing", "completed", "failed"]
 

@@ -13,11 +13,11 @@ from aiohttp import web
 from pydantic import Field, StringConstraints, field_validator
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import ApiModel, Ctx, Routes
 from pocdojo.core.db import audit
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.errors import NotFound, ValidationFailed
 from pocdojo.jobs.mail import templates
-from pocdojo.rest.api import ApiModel, Ctx, Routes
 from pocdojo.rest.fields import Email
 from pocdojo.rest.jobs import queue_after_commit, visible
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pocdojo.core import appkeys
-from pocdojo.rest.api import ApiModel, Ctx, Routes
+from pocdojo.core.api import ApiModel, Ctx, Routes
 
 routes = Routes(tag="ops")
 

@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BeforeValidator, Field, model_validator
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.core.db import audit
 from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.db import tenants as tenants_db
@@ -17,7 +18,6 @@ from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Forbidden, NotFound, QuotaExceeded
 from pocdojo.core.languages import LANGUAGES
 from pocdojo.core.search import FacetCount, PocHit, PocQuery
-from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.rest.fields import (
     Description,
     Documentation,

@@ -10,11 +10,11 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import Field, model_validator
 
+from pocdojo.core.api import ApiModel, Ctx, Paged, Routes
 from pocdojo.core.db import audit
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.errors import Conflict
 from pocdojo.jobs.reporting import CONTENT_TYPES, EXTENSIONS
-from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes
 from pocdojo.rest.fields import Language, Tags
 from pocdojo.rest.jobs import (
     JobFields,

@@ -11,11 +11,11 @@ import asyncpg
 from pydantic import Field, model_validator
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import ApiModel, Ctx, Routes
 from pocdojo.core.db import audit, tenant_tx
 from pocdojo.core.db import tenants as tenants_db
 from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Conflict, NotFound
-from pocdojo.rest.api import ApiModel, Ctx, Routes
 from pocdojo.rest.fields import Domain, Email, FullName, Name, Password, Plan, Username
 
 routes = Routes(tag="tenants")

@@ -11,12 +11,12 @@ import asyncpg
 from pydantic import Field, model_validator
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.core.db import audit
 from pocdojo.core.db import sessions as sessions_db
 from pocdojo.core.db import tenants as tenants_db
 from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound, QuotaExceeded
-from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.rest.fields import Email, FullName, Password, Role, Username
 
 routes = Routes(tag="users")

@@ -8,13 +8,13 @@ from uuid import UUID
 
 from pydantic import Field, field_validator
 
+from pocdojo.core.api import ApiModel, Ctx, Paged, Routes
 from pocdojo.core.db import audit
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Forbidden, NotFound, ValidationFailed
 from pocdojo.jobs.videos import MAX_CARDS, year_poc_count
 from pocdojo.media.video import TEMPLATES, estimate_seconds
-from pocdojo.rest.api import ApiModel, Ctx, Paged, Routes
 from pocdojo.rest.jobs import (
     JobFields,
     job_fields,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from pocdojo.realtime.app import ROUTES
+from pocdojo.app import ROUTES
 
 # In the future and storable by PostgreSQL, but year 10000 in UTC, where asyncpg converts to.
 OUT_OF_RANGE = "9999-12-31T23:00:00-14:00"

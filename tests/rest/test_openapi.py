@@ -14,9 +14,9 @@ from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import SecretStr
 
+from pocdojo.app import create_app
 from pocdojo.core import appkeys
 from pocdojo.core.settings import Settings
-from pocdojo.realtime.app import create_app
 from tests.helpers import Account, error_of, login
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]

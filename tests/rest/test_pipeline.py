@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from pocdojo.app import create_app
 from pocdojo.core.logging import configure_logging
 from pocdojo.core.settings import Settings
-from pocdojo.realtime.app import create_app
 from tests.conftest import AiohttpClient, AppServer, Engines
 from tests.helpers import PASSWORD, Account, error_of, register, signup, unique
 

@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from pocdojo.core import appkeys
+from pocdojo.core.api import request_id_key
 from pocdojo.core.errors import AppError, PayloadTooLarge, RateLimited
-from pocdojo.rest.api import request_id_key
 
 log = structlog.get_logger("pocdojo.http")
 

@@ -27,7 +27,7 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 
-from pocdojo.rest.middleware import error_response
+from pocdojo.core.middleware import error_response
 
 log = structlog.get_logger("pocdojo.http")
 

@@ -11,11 +11,13 @@ from redis.exceptions import RedisError
 
 import pocdojo
 from pocdojo.core import appkeys
+from pocdojo.core.api import Routes, openapi_document
 from pocdojo.core.cache import PocCache
 from pocdojo.core.db import open_pool
 from pocdojo.core.gctune import GcTuner
 from pocdojo.core.jobqueue import JobQueue
 from pocdojo.core.metrics import http_metrics
+from pocdojo.core.middleware import pipeline
 from pocdojo.core.objectstore import open_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.ratelimit import RateLimiter
@@ -40,8 +42,6 @@ from pocdojo.rest import (
     users,
     videos,
 )
-from pocdojo.rest.api import Routes, openapi_document
-from pocdojo.rest.middleware import pipeline
 
 log = structlog.get_logger(__name__)
 

@@ -85,8 +85,8 @@ def main() -> None:
 def serve(host: str | None, port: int | None, no_worker: bool, data_dir: Path | None) -> None:
     """Serve HTTP and WebSocket, starting PostgreSQL and Valkey if no URL is configured."""
     settings = _load(host=host, port=port, data_dir=data_dir, worker=False if no_worker else None)
-    from pocdojo.realtime.app import create_app
-    from pocdojo.realtime.server import run
+    from pocdojo.app import create_app
+    from pocdojo.server import run
 
     with _engines(settings) as (resolved, started):
         for line in started:
