@@ -31,7 +31,7 @@ from tests.security.tokens import (
     tampered,
     unsigned,
 )
-from tests.security.world import Rows, Side, World, changes, end_login, refusal_of
+from tests.security.world import ENDINGS, Rows, Side, World, changes, end_login, refusal_of
 from tests.yclient import YClient, next_event
 
 SOCKETS = ("doc", "events")
@@ -50,6 +50,7 @@ class Refusal:
 INVALID = Refusal(CloseCode.UNAUTHORIZED, 401, "invalid_token")
 EXPIRED = Refusal(CloseCode.UNAUTHORIZED, 401, "token_expired")
 WRONG_SESSION = Refusal(CloseCode.FORBIDDEN, 403, "wrong_session")
+REVOKED = Refusal(CloseCode.UNAUTHORIZED, 401, "session_revoked")
 NOT_PARTICIPANT = Refusal(CloseCode.FORBIDDEN, 403, "not_participant")
 NOT_FOUND = Refusal(CloseCode.NOT_FOUND, 404, "not_found")
 ENDED = Refusal(CloseCode.ENDED, 410, "session_ended")
@@ -96,15 +97,21 @@ async def attempts(world: World) -> dict[str, Attempt]:
     session = a.dojo.session_id
     token = await join(a.client, a.dojo, a.member)
     claims = claims_of(token)
-    outsider = {**claims, "sub": a.user.user_id}
+    outsider = {**claims, "sub": a.user.user_id, "lsid": a.user.session_id}
     other = await a.fresh_dojo()
     ended = await a.fresh_dojo()
     resp = await a.client.post(f"/v1/dojos/sessions/{ended.session_id}/end", headers=a.owner.auth)
     assert resp.status == 200, await resp.text()
-    leaver, leaver_token = await member_token(a, a.dojo)
-    await end_login(a, leaver, "deactivation")
+    ended_logins = {}
+    for how in ENDINGS:
+        someone, their_token = await member_token(a, a.dojo)
+        await end_login(a, someone, how)
+        # A deactivated user is no participant any more (and their login has ended too).
+        refusal = NOT_PARTICIPANT if how == "deactivation" else REVOKED
+        label = f"the token of a participant whose login ended by {how}"
+        ended_logins[label] = Attempt(session, their_token, refusal)
     missing = str(uuid.uuid4())
-    return {
+    return ended_logins | {
         "no token": Attempt(session, None, INVALID),
         "an empty token": Attempt(session, "", INVALID),
         "a garbage token": Attempt(session, "x.y.z", INVALID),
@@ -138,7 +145,6 @@ async def attempts(world: World) -> dict[str, Attempt]:
         "a token the key signed for a session that does not exist": Attempt(
             missing, signed({**claims, "dsid": missing}), NOT_FOUND
         ),
-        "a deactivated participant's token": Attempt(session, leaver_token, NOT_PARTICIPANT),
         "a token of an ended session": Attempt(ended.session_id, ended.host_token, ENDED),
     }
 
