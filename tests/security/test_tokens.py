@@ -26,7 +26,7 @@ async def ended_logins(world: World) -> dict[str, str]:
     tokens = {}
     for how in ENDINGS:
         account = await register(a.client, a.admin)
-        await end_login(a, account, how)
+        await end_login(a.client, a.admin, account, how)
         tokens[how] = account.token
     return tokens
 

@@ -204,9 +204,9 @@ async def make_side(client: Client) -> Side:
 ENDINGS = ("logout", "a reused refresh token", "a password change", "deactivation")
 
 
-async def end_login(side: Side, account: Account, how: str) -> None:
-    """End ``account``'s current login session in one of the ``ENDINGS``."""
-    client = side.client
+async def end_login(client: Client, admin: Account, account: Account, how: str) -> None:
+    """End ``account``'s current login session in one of the ``ENDINGS`` (``admin``, of its
+    tenant, deactivates)."""
 
     async def answered(method: str, path: str, body: object, headers: dict[str, str]) -> int:
         resp = await client.request(method, path, json=body, headers=headers)
@@ -228,7 +228,7 @@ async def end_login(side: Side, account: Account, how: str) -> None:
         assert await answered("PATCH", path, change, other.auth) == 200
     else:
         path = f"/v1/users/{account.user_id}"
-        assert await answered("PATCH", path, {"isActive": False}, side.admin.auth) == 200
+        assert await answered("PATCH", path, {"isActive": False}, admin.auth) == 200
 
 
 @dataclass
