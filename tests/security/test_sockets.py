@@ -142,6 +142,7 @@ async def attempts(world: World) -> dict[str, Attempt]:
         "a token the key signed of another tenant, naming this session": Attempt(
             session, signed({**claims, "tid": b.tenant_id}), NOT_FOUND
         ),
+        "a session id that is no id": Attempt("not-a-session", token, NOT_FOUND),
         "a token the key signed for a session that does not exist": Attempt(
             missing, signed({**claims, "dsid": missing}), NOT_FOUND
         ),
