@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -145,6 +146,23 @@ class YClient:
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+async def edit_reaches_others(
+    session: aiohttp.ClientSession, writer: YClient, other: YClient, url: str, line: str
+) -> bool:
+    """Whether ``line``, appended by ``writer``, reaches the room. ``other`` appends a line
+    after it, and once ``writer`` has received that one, a client newly synced from ``url``
+    (and ``other``) show whether ``line`` came too."""
+    writer.text += line
+    mark = f"# {uuid.uuid4().hex}\n"
+    other.text += mark
+    await writer.wait_for(lambda: mark in writer.code)
+    late = await YClient.connect(session, url)
+    await late.wait_for(lambda: mark in late.code)
+    reached = line in late.code or line in other.code
+    await late.close()
+    return reached
 
 
 async def events(session: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebSocketResponse:
