@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from pocdojo.app import create_app
 from pocdojo.core import appkeys
 from pocdojo.core.settings import Settings
-from pocdojo.realtime.app import create_app
 from tests.rest.test_openapi import routed
 from tests.security.catalog import PUBLIC, ROUTES, Call
 from tests.security.probe import Probe
