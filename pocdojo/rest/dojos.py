@@ -343,7 +343,13 @@ async def get_session(ctx: Ctx) -> SessionOut:
     )
 
 
-@routes.op("POST", "/v1/dojos/sessions/{sessionId}/start", response=Started, errors=(403, 404, 409))
+@routes.op(
+    "POST",
+    "/v1/dojos/sessions/{sessionId}/start",
+    response=Started,
+    roles=("admin", "user"),
+    errors=(403, 404, 409),
+)
 async def start_session(ctx: Ctx) -> Started:
     """Start the session (host only); starting an active session again changes nothing."""
     session = await _session(ctx, for_update=True)
@@ -356,7 +362,13 @@ async def start_session(ctx: Ctx) -> Started:
     return Started(session_id=session.id, status=session.status, started_at=session.started_at)
 
 
-@routes.op("POST", "/v1/dojos/sessions/{sessionId}/end", response=Ended, errors=(403, 404, 409))
+@routes.op(
+    "POST",
+    "/v1/dojos/sessions/{sessionId}/end",
+    response=Ended,
+    roles=("admin", "user"),
+    errors=(403, 404, 409),
+)
 async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
     """End the session (host only): everyone is disconnected (close code 4410), and the final
     code is kept in the session's snapshots. The body is optional."""

@@ -374,7 +374,9 @@ async def get_poc(ctx: Ctx) -> PocOut:
     return poc_out(poc, views=poc.view_count + pending)
 
 
-@routes.op("PUT", "/v1/pocs/{pocId}", response=PocUpdated, errors=(403, 404))
+@routes.op(
+    "PUT", "/v1/pocs/{pocId}", response=PocUpdated, roles=("admin", "user"), errors=(403, 404)
+)
 async def update_poc(ctx: Ctx, body: PocUpdate) -> PocUpdated:
     """Change a POC (its owner or an admin); at least one field."""
     poc = await _editable(ctx)
@@ -384,7 +386,9 @@ async def update_poc(ctx: Ctx, body: PocUpdate) -> PocUpdated:
     return PocUpdated(poc_id=poc.id, title=poc.title, updated_at=poc.updated_at, success=True)
 
 
-@routes.op("DELETE", "/v1/pocs/{pocId}", response=Deleted, errors=(403, 404))
+@routes.op(
+    "DELETE", "/v1/pocs/{pocId}", response=Deleted, roles=("admin", "user"), errors=(403, 404)
+)
 async def delete_poc(ctx: Ctx) -> Deleted:
     """Soft-delete a POC (its owner or an admin): it disappears from every read and search."""
     poc = await _editable(ctx)

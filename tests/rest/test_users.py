@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.dojo_helpers import create_dojo, create_poc
 from tests.helpers import PASSWORD, Account, error_of, login, register, signup, unique
 
 Client: TypeAlias = TestClient[Any, Any]
@@ -920,3 +921,32 @@ async def test_patch_without_a_token_is_unauthorized(client: Client, admin: Acco
 
     await expect_error(resp, 401, "missing_token")
     assert (await read_user(client, admin, admin.user_id))["fullName"] == "Ada Admin"
+
+
+async def test_a_user_made_viewer_can_no_longer_change_what_they_own(
+    client: Client, admin: Account
+) -> None:
+    """Viewers read; a POC or a dojo its owner made before being made viewer stays theirs,
+    but only to read (they could not create it now either)."""
+    owner = await register(client, admin)
+    poc_id = await create_poc(client, owner)
+    dojo = await create_dojo(client, owner)
+    resp = await client.patch(
+        f"/v1/users/{owner.user_id}", headers=admin.auth, json={"role": "viewer"}
+    )
+    assert resp.status == 200, await resp.text()
+    attempts = [
+        ("PUT", f"/v1/pocs/{poc_id}", {"description": "changed"}),
+        ("DELETE", f"/v1/pocs/{poc_id}", None),
+        ("POST", f"/v1/dojos/sessions/{dojo.session_id}/start", None),
+        ("POST", f"/v1/dojos/sessions/{dojo.session_id}/end", None),
+    ]
+    for method, path, body in attempts:
+        resp = await client.request(method, path, headers=owner.auth, json=body)
+        assert resp.status == 403, (method, path, await resp.text())
+        assert (await error_of(resp))["code"] == "forbidden"
+    poc = await client.get(f"/v1/pocs/{poc_id}", headers=owner.auth)
+    assert poc.status == 200
+    assert (await poc.json())["description"] != "changed"
+    session = await client.get(f"/v1/dojos/sessions/{dojo.session_id}", headers=owner.auth)
+    assert (await session.json())["status"] == "created"

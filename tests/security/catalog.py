@@ -250,14 +250,14 @@ ROUTES: tuple[Route, ...] = (
         "/v1/pocs/{pocId}",
         call("/v1/pocs/{w.poc_id}", {"description": "Changed"}),
         roles=each(FORBIDDEN, admin=ok(), owner=ok()),
-        cross=each(NOT_FOUND),
+        cross=each(NOT_FOUND, viewer=FORBIDDEN),
     ),
     Route(
         "DELETE",
         "/v1/pocs/{pocId}",
         delete_poc,
         roles=each(FORBIDDEN, admin=ok(), owner=ok()),
-        cross=each(NOT_FOUND),
+        cross=each(NOT_FOUND, viewer=FORBIDDEN),
     ),
     # --- favorites ---
     Route(
@@ -349,15 +349,15 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "/v1/dojos/sessions/{sessionId}/start",
         call(SESSION + "/start"),
-        roles=each(NOT_HOST, callers=IN_DOJO, owner=ok()),
-        cross=each(NOT_FOUND),
+        roles=each(NOT_HOST, callers=IN_DOJO, owner=ok(), viewer=FORBIDDEN),
+        cross=each(NOT_FOUND, viewer=FORBIDDEN),
     ),
     Route(
         "POST",
         "/v1/dojos/sessions/{sessionId}/end",
         end_dojo,
-        roles=each(NOT_HOST, callers=IN_DOJO, owner=ok()),
-        cross=each(NOT_FOUND),
+        roles=each(NOT_HOST, callers=IN_DOJO, owner=ok(), viewer=FORBIDDEN),
+        cross=each(NOT_FOUND, viewer=FORBIDDEN),
     ),
     Route(
         "GET",
