@@ -222,7 +222,8 @@ async def test_deletions_reach_others_and_are_persisted(make_client: MakeClient)
     async with aiohttp.ClientSession() as http:
         a = await YClient.connect(http, dojo.doc(dojo.host_token))
         b = await YClient.connect(http, dojo.doc(dojo.host_token))
-        await b.wait_for(lambda: b.code == "keep DROP keep\n")
+        for c in (a, b):
+            await c.wait_for(lambda c=c: c.code == "keep DROP keep\n")  # type: ignore[misc]
         del a.text[5:10]
         await b.wait_for(lambda: b.code == "keep keep\n")
         await a.close()
