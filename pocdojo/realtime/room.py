@@ -24,6 +24,7 @@ import structlog
 from pycrdt import (
     Awareness,
     Encoder,
+    Text,
     YMessageType,
     YSyncMessageType,
     create_awareness_message,
@@ -38,6 +39,7 @@ from pocdojo.crdt import document
 from pocdojo.crdt.document import EMPTY_UPDATE, Document
 from pocdojo.realtime.bus import parse_range_tag, range_tag
 from pocdojo.realtime.peer import CloseCode, Peer, SocketClosed, TokenBucket, ws_frame
+from pocdojo.realtime.randori import Rotation
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +134,9 @@ class Room:
         # reference cycle, and the room would outlive its unloading until a full collection.
         self.awareness.observe(_claim_awareness)
         self.doc_peers: set[Peer] = set()
+        # Randori: the rotation, and its pilot, whose edits alone are let through.
+        self.randori: Rotation | None = None
+        self.pilot: UUID | None = None
         self.event_peers: set[Peer] = set()
         # Limits per user (shared by the user's sockets here): updates, signals, chat times.
         self.buckets: dict[UUID, TokenBucket] = {}
@@ -317,13 +322,49 @@ class Room:
                 raise SocketClosed(CloseCode.TOO_LARGE, "the document would exceed its size limit")
         # Every update is passed on, even one that adds nothing to the state vector: a
         # deletion changes only the delete set. Duplicates are harmless to every receiver.
+        if self.pilot is not None and peer.user_id != self.pilot:
+            self._apply_reverted(peer, update, received_at)
+            return
         self.document.apply(update)
+        self._accepted(peer, update, received_at)
+
+    def _accepted(self, peer: Peer | None, update: bytes, received_at: float | None) -> None:
+        """An update now in the document: count it, pass it on, store it."""
         self.size += len(update)
         self.changed_since_history = True
         self._fan_out(create_update_message(update), exclude=peer, received_at=received_at)
         self._log(update)
         if self.on_update is not None:
             self.on_update(len(update))
+
+    def _apply_reverted(self, peer: Peer, update: bytes, received_at: float) -> None:
+        """Randori: someone not at the keyboard typed. Their edit is taken and undone at once
+        by the server, both passed on and stored: nothing of it shows, their own editor goes
+        back to the shared text, and their client's edits stay numbered without a gap (an
+        edit dropped instead would make every later one of that client wait forever for it).
+        What they deleted comes back as new text; changes outside the code are kept."""
+        code = self.doc.get(document.CODE, type=Text)
+        before = str(code).encode()
+        deltas: list[list[dict[str, Any]]] = []
+        watch = code.observe(lambda event: deltas.append(event.delta))
+        try:
+            self.document.apply(update)
+        finally:
+            code.unobserve(watch)
+        self._accepted(peer, update, received_at)
+        if not deltas:
+            return
+        undo: list[bytes] = []
+        watch_doc = self.doc.observe(lambda event: undo.append(event.update))
+        try:
+            with self.doc.transaction():
+                for delta in deltas:
+                    _invert(code, delta, before)
+        finally:
+            self.doc.unobserve(watch_doc)
+        for revert in undo:
+            if revert != EMPTY_UPDATE:
+                self._accepted(None, revert, None)
 
     def _log(self, update: bytes) -> None:
         """Number an update, publish it for the other nodes, and keep it for the next flush."""
@@ -462,6 +503,11 @@ class Room:
             if to_user is None or peer.user_id == to_user:
                 peer.send(text)
 
+    def set_pilot(self, pilot: UUID | None) -> None:
+        """Randori's turn changed (None: randori is off): from now on only ``pilot``'s edits
+        stay; the others' are undone as they arrive (``_apply_reverted``)."""
+        self.pilot = pilot
+
     def change_role(self, user_id: UUID, role: str) -> None:
         """A user has a new role, taken by their sockets here at once (an observer's edits
         are dropped from now on); everyone's events sockets, on every node, hear of it.
@@ -485,6 +531,24 @@ class Room:
         """Close every socket at once; none can hold up the others."""
         peers = list(self.doc_peers | self.event_peers)
         await asyncio.gather(*(peer.close(code, reason) for peer in peers))
+
+
+def _invert(code: Text, delta: list[dict[str, Any]], before: bytes) -> None:
+    """Undo a change to ``code`` (``delta`` from its text ``before``, in UTF-8 offsets as
+    pycrdt counts): delete what it inserted, insert again what it deleted."""
+    at = old = 0
+    for op in delta:
+        if "retain" in op:
+            at += op["retain"]
+            old += op["retain"]
+        elif "insert" in op and isinstance(op["insert"], str):
+            size = len(op["insert"].encode())
+            del code[at : at + size]
+        elif "delete" in op:
+            size = op["delete"]
+            code.insert(at, before[old : old + size].decode())
+            at += size
+            old += size
 
 
 def _claim_awareness(topic: str, change: tuple[dict[str, list[int]], Any]) -> None:

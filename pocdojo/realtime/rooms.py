@@ -31,6 +31,7 @@ from pocdojo.core.periodic import Periodic
 from pocdojo.crdt import document
 from pocdojo.realtime.bus import Bus
 from pocdojo.realtime.peer import REFUSAL_CODES, REFUSALS, CloseCode, role_in_session
+from pocdojo.realtime.randori import OFF, Rotation
 from pocdojo.realtime.room import Room, Writes
 
 log = structlog.get_logger(__name__)
@@ -145,6 +146,7 @@ class Rooms:
         self._closing: dict[UUID, asyncio.Future[None]] = {}
         self._last_history = time.monotonic()
         self._rechecks: set[asyncio.Task[None]] = set()
+        self._turns: dict[UUID, asyncio.Task[None]] = {}  # randori turn timers, per room
         bus.on_access = self._on_access
 
     async def start(self) -> None:
@@ -227,6 +229,7 @@ class Rooms:
         )
         self.bus.publish(room_key, b"h", b"")
         self.metrics.rooms.set(len(self.rooms))
+        await self._load_randori(room, announce=False)
         log.info("room loaded", session=room_key, bytes=room.size)
         return room
 
@@ -258,6 +261,7 @@ class Rooms:
             return
         self._cancel_idle(room)
         del self.rooms[room.session_id]
+        self._stop_turns(room.session_id)
         self.bus.unsubscribe(str(room.session_id))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closing[room.session_id] = done
@@ -286,6 +290,49 @@ class Rooms:
         else:
             doc = await document.load(self.pool, tenant_id, session_id)
             await self._history_row(tenant_id, session_id, doc.code(), "end")
+
+    # --- randori -----------------------------------------------------------------------------
+
+    async def randori_changed(self, session_id: UUID, tenant_id: UUID) -> None:
+        """The host turned randori on, changed it or turned it off (committed): apply it
+        here and tell every other node holding the room, which read it again."""
+        room = self.rooms.get(session_id)
+        if room is not None:
+            await self._load_randori(room, announce=True)
+        self.bus.publish(str(session_id), b"r", b"")
+
+    async def _load_randori(self, room: Room, *, announce: bool) -> None:
+        async with tenant_tx(self.pool, room.tenant_id) as conn:
+            rotation = Rotation.of(await dojos_db.randori(conn, room.session_id))
+        if self.rooms.get(room.session_id) is not room:
+            return
+        self._stop_turns(room.session_id)
+        room.randori = rotation
+        if rotation is None:
+            room.set_pilot(None)
+            if announce:
+                room.broadcast_event(json.dumps(OFF))
+            return
+        task = asyncio.create_task(self._take_turns(room, rotation), name="randori")
+        self._turns[room.session_id] = task
+
+    async def _take_turns(self, room: Room, rotation: Rotation) -> None:
+        """Hand the keyboard to each pilot in turn, on time, and announce every turn."""
+        while True:
+            now = time.time()
+            turn = rotation.turn(now)
+            room.set_pilot(turn.pilot)
+            room.broadcast_event(json.dumps(rotation.event(now)))
+            await asyncio.sleep(max(0.0, turn.ends_at - time.time()) + 0.001)
+
+    def _stop_turns(self, session_id: UUID) -> None:
+        task = self._turns.pop(session_id, None)
+        if task is not None:
+            task.cancel()
+
+    def randori_event(self, room: Room) -> dict[str, Any] | None:
+        """The room's randori state now, for a welcome (None: off)."""
+        return room.randori.event(time.time()) if room.randori is not None else None
 
     # --- access changes --------------------------------------------------------------------
 
@@ -357,6 +404,8 @@ class Rooms:
             room.broadcast_event(text, to_user=_addressee(text))
         elif kind == b"x" and data == b"end":
             await self._end_local(room.session_id, room.tenant_id)
+        elif kind == b"r":
+            await self._load_randori(room, announce=True)
 
     async def _reload(self, room: Room) -> None:
         doc = await document.load(self.pool, room.tenant_id, room.session_id)

@@ -80,11 +80,19 @@ class RecordingIn(_Message):
     action: Literal["start", "stop"]
 
 
+class RandoriIn(_Message):
+    type: Literal["randori"]
+    action: Literal["start", "stop"]
+    period_seconds: Annotated[int, Field(ge=1, le=3600, alias="periodSeconds")] = 300
+
+
 class PingIn(_Message):
     type: Literal["ping"]
 
 
-EventIn = Annotated[ChatIn | SignalIn | RecordingIn | PingIn, Field(discriminator="type")]
+EventIn = Annotated[
+    ChatIn | SignalIn | RecordingIn | RandoriIn | PingIn, Field(discriminator="type")
+]
 _events = TypeAdapter(EventIn)
 
 
@@ -365,6 +373,14 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
                 peer.send(_error("rate_limited", "too many signals; wait a little"))
                 continue
             _relay(rooms, room, peer, event)
+        elif isinstance(event, RandoriIn):
+            if peer.role != "host":
+                peer.send(_error("forbidden", "only the host runs randori"))
+                continue
+            period = event.period_seconds if event.action == "start" else None
+            async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
+                await dojos_db.set_randori(conn, room.session_id, period)
+            await rooms.randori_changed(room.session_id, room.tenant_id)
         elif isinstance(event, RecordingIn):
             if peer.role != "host":
                 peer.send(_error("forbidden", "only the host controls recording"))
@@ -422,6 +438,7 @@ async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -
             for p in people
         ],
         "chat": [_chat_event(m.id, m.user_id, m.username, m.text, m.sent_at) for m in chat],
+        "randori": rooms.randori_event(room),
     }))  # fmt: skip
     return {str(m.id) for m in chat}
 

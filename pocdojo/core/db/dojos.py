@@ -183,6 +183,52 @@ async def admission(
     return Admission(**dict(row)) if row else None
 
 
+@dataclass(frozen=True)
+class Randori:
+    """A session's randori settings: the pilot rotates every ``period`` seconds from
+    ``started_at`` through ``order``."""
+
+    period: int
+    started_at: datetime
+    order: list[UUID]
+
+
+async def randori(conn: Any, session_id: UUID) -> Randori | None:
+    """The session's randori settings (None: off)."""
+    row = await conn.fetchrow(
+        """SELECT randori_period, randori_started_at, randori_order
+           FROM dojo_sessions WHERE id = $1 AND randori_period IS NOT NULL""",
+        session_id,
+    )
+    if row is None:
+        return None
+    return Randori(row["randori_period"], row["randori_started_at"], list(row["randori_order"]))
+
+
+async def set_randori(conn: Any, session_id: UUID, period: int | None) -> Randori | None:
+    """Turn randori on with ``period`` (rotating from now through the session's writers, in
+    joining order), or off with None."""
+    if period is None:
+        await conn.execute(
+            """UPDATE dojo_sessions SET randori_period = NULL, randori_started_at = NULL,
+                      randori_order = NULL WHERE id = $1""",
+            session_id,
+        )
+        return None
+    await conn.execute(
+        """UPDATE dojo_sessions SET randori_period = $2, randori_started_at = now(),
+                  randori_order = ARRAY(
+                      SELECT p.user_id FROM dojo_participants p JOIN users u ON u.id = p.user_id
+                      WHERE p.session_id = $1 AND p.role <> 'observer' AND u.is_active
+                        AND u.role <> 'viewer'
+                      ORDER BY p.joined_at, p.user_id)
+           WHERE id = $1""",
+        session_id,
+        period,
+    )
+    return await randori(conn, session_id)
+
+
 async def participants(conn: Any, session_id: UUID) -> list[Participant]:
     """Everyone who joined, in joining order."""
     rows = await conn.fetch(
