@@ -105,6 +105,15 @@ MALFORMED = {
     "unknown-message-type": {"hex": "09"},
     "garbled-update": {"hex": "000205" + b"garbage".hex()},
     "text-frame": {"string": "hello"},
+    # An update (client 1 types "x") whose length says one byte more than follows.
+    "length-past-the-frame": {"hex": "00020f01010100040104636f6465017800"},
+    # Awareness of two clients, cut short after the first.
+    "awareness-cut-short": {"hex": "0107020101027b7d02"},
+    # Awareness the other's JSON.parse would throw on, were it relayed.
+    "nan-in-awareness": {"hex": "01120107010e" + b'{"cursor":NaN}'.hex()},
+    # Client id 2^53 (as 8 bytes of 7 bits), past what JavaScript holds exactly.
+    "awareness-client-id-past-53-bits": {"hex": "010d01" + "80" * 7 + "10" + "01027b7d"},
+    "update-client-id-past-53-bits": {"hex": "0002150101" + "80" * 7 + "1000040104636f6465017800"},
 }
 
 
@@ -125,6 +134,8 @@ async def test_a_malformed_frame_stops_a_stock_client_for_good(
     room = _rooms(client).rooms[UUID(dojo.session_id)]
     await eventually(lambda: room.code() == "keep\nstill here\n", "the other's edit")
     assert other.closes == []
+    assert other.errors == [], other.report()
+    assert other.others() == {}, other.report()  # no state reached it from the bad frame
 
 
 async def test_a_message_over_the_limit_stops_a_stock_client_for_good(
