@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
+import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.helpers import Account
@@ -74,3 +76,18 @@ async def join(client: Client, dojo: Dojo, account: Account, role: str = "partic
     assert resp.status == 200, await resp.text()
     token: str = (await resp.json())["participantToken"]
     return token
+
+
+async def corrupt_log(database_url: str, dojo: Dojo, tenant_id: str) -> None:
+    """Append a row no Yjs document can read to ``dojo``'s update log, as a damaged disk or a
+    faulty writer might: loading or compacting the document fails from then on."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO dojo_updates (session_id, tenant_id, data) VALUES ($1, $2, $3)",
+            UUID(dojo.session_id),
+            UUID(tenant_id),
+            b"\x09 not a Yjs update",
+        )
+    finally:
+        await conn.close()

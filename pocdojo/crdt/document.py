@@ -21,6 +21,7 @@ from pycrdt import Decoder, Doc, Text, get_update, merge_updates
 
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
+from pocdojo.crdt import wire
 
 CODE = "code"
 EMPTY_UPDATE = b"\x00\x00"
@@ -40,14 +41,6 @@ def code_of(doc: Doc[Any]) -> str:
     return str(doc.get(CODE, type=Text))
 
 
-def state_vector(state: bytes) -> dict[int, int]:
-    """An encoded state vector as ``{client: next clock}``."""
-    decoder = Decoder(state)
-    return {
-        decoder.read_var_uint(): decoder.read_var_uint() for _ in range(decoder.read_var_uint())
-    }
-
-
 def _waits(rest: bytes, state: bytes) -> bool:
     """Whether ``rest`` (an update less what a document holds) holds anything the document
     could not integrate: items (any left are past its state) or deletions of unknown items."""
@@ -57,7 +50,7 @@ def _waits(rest: bytes, state: bytes) -> bool:
     ranges = decoder.read_var_uint()
     if not ranges:
         return False
-    known = state_vector(state)
+    known = wire.state_vector(state)
     for _ in range(ranges):
         client = decoder.read_var_uint()
         for _ in range(decoder.read_var_uint()):

@@ -42,6 +42,7 @@ class CloseCode:
     """
 
     GOING_AWAY = 1001  # retried: the node is shutting down
+    INTERNAL_ERROR = 1011  # retried: a fault of the server's, logged
     TRY_AGAIN_LATER = 1013  # retried: the room could not be loaded (database unreachable)
     SLOW_READER = 4008  # retried: an events socket fell too far behind reading
     TOO_MANY_SOCKETS = 4029  # retried: the user has as many sockets open as allowed
@@ -138,6 +139,18 @@ class TokenBucket:
 # Unwritten bytes a socket may hold in its transport before sends go through its queue
 # (where a slow reader is caught up by state instead of growing memory).
 DIRECT_WRITE_LIMIT = 64 * 1024
+
+
+async def close_socket(
+    ws: web.WebSocketResponse, transport: asyncio.Transport | None, code: int, reason: str
+) -> None:
+    """Close ``ws`` with ``code``; a client that does not answer within 2 s is cut off."""
+    try:
+        async with asyncio.timeout(2.0):
+            await ws.close(code=code, message=reason.encode()[:120])
+    except TimeoutError:
+        if transport is not None:
+            transport.abort()
 
 
 def ws_frame(payload: bytes | str) -> bytes:
@@ -394,12 +407,7 @@ class Peer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._queue.join()
-        try:
-            async with asyncio.timeout(2.0):
-                await self.ws.close(code=code, message=reason.encode()[:120])
-        except TimeoutError:
-            if self.transport is not None:
-                self.transport.abort()
+        await close_socket(self.ws, self.transport, code, reason)
 
     def take_update_token(self) -> bool:
         """A token for an update, a sync request or an awareness message."""

@@ -35,8 +35,9 @@ from pycrdt import (
     write_message,
 )
 
-from pocdojo.crdt import document
 from pocdojo.crdt.document import EMPTY_UPDATE, Document
+from pocdojo.crdt.wire import Malformed
+from pocdojo.realtime import frames
 from pocdojo.realtime.bus import parse_range_tag, range_tag
 from pocdojo.realtime.peer import CloseCode, Peer, SocketClosed, TokenBucket, ws_frame
 from pocdojo.realtime.randori import Rotation
@@ -44,18 +45,7 @@ from pocdojo.realtime.randori import Rotation
 log = structlog.get_logger(__name__)
 
 _SYNC_STEP2_PREFIX = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
-_QUERY_AWARENESS = 3
-# What decoding a garbled frame raises: pycrdt raises ValueError for an update it cannot
-# decode; the decoders raise the others on truncated or garbled frames.
-# pycrdt's read_message asserts on an empty payload.
-_MALFORMED = (
-    ValueError,
-    IndexError,
-    KeyError,
-    UnicodeDecodeError,
-    RuntimeError,
-    AssertionError,
-)
+_AWARENESS = bytes([YMessageType.AWARENESS])
 
 
 @dataclass(eq=False)
@@ -208,52 +198,46 @@ class Room:
             SocketClosed: the message is malformed or breaks a limit.
         """
         received_at = time.perf_counter()
-        if not message:
-            raise SocketClosed(CloseCode.MALFORMED, "empty message")
-        kind = message[0]
+        if message[:1] == _AWARENESS and len(message) > peer.limits.max_awareness_bytes:
+            raise SocketClosed(CloseCode.TOO_LARGE, "awareness message too large")
+        # Read whole before anything of it is applied: a frame is taken or refused entire.
         try:
-            if kind == YMessageType.SYNC:
-                self._receive_sync(peer, message, received_at)
-            elif kind == YMessageType.AWARENESS:
-                self._receive_awareness(peer, message, received_at)
-            elif kind == _QUERY_AWARENESS:
-                if peer.deferred or not peer.take_update_token():
-                    peer.deferred_awareness = True
-                else:
-                    self._answer_awareness(peer)
-            elif kind == 2:  # auth messages are answered by the token at connect time
-                return
-            else:
-                raise SocketClosed(CloseCode.MALFORMED, f"unknown message type {kind}")
-        except SocketClosed:
-            raise
-        except _MALFORMED as exc:
-            raise SocketClosed(CloseCode.MALFORMED, "malformed message") from exc
-
-    def _receive_sync(self, peer: Peer, message: bytes, received_at: float) -> None:
-        if len(message) < 2:
-            raise SocketClosed(CloseCode.MALFORMED, "truncated sync message")
-        sync_type, body = message[1], message[2:]
-        if sync_type == YSyncMessageType.SYNC_STEP1:
-            state = read_message(body)
-            document.state_vector(state)  # a garbled one is refused now, not when answered
+            parsed = frames.parse(message)
+        except Malformed as exc:
+            raise SocketClosed(CloseCode.MALFORMED, f"malformed message: {exc}") from exc
+        if isinstance(parsed, frames.SyncStep1):
             # Answers cost a token as updates do: a client asking again and again is slowed
             # down, and its answers wait as one (the latest), never one copy per request.
             if peer.deferred or not peer.take_update_token():
-                peer.deferred_sync = state
+                peer.deferred_sync = parsed.state
             else:
-                self._answer_sync(peer, state)
-            return
-        if sync_type not in (YSyncMessageType.SYNC_STEP2, YSyncMessageType.SYNC_UPDATE):
-            raise SocketClosed(CloseCode.MALFORMED, f"unknown sync message {sync_type}")
-        update = read_message(body)
+                self._answer_sync(peer, parsed.state)
+        elif isinstance(parsed, frames.SyncUpdate):
+            self._receive_update(peer, parsed.update, received_at)
+        elif isinstance(parsed, frames.AwarenessUpdate):
+            if peer.deferred or not peer.take_update_token():
+                # Only the latest state counts: one waiting replaces the one before.
+                peer.deferred_awareness_update = message
+            else:
+                self._relay_awareness(peer, message, received_at)
+        elif isinstance(parsed, frames.QueryAwareness):
+            if peer.deferred or not peer.take_update_token():
+                peer.deferred_awareness = True
+            else:
+                self._answer_awareness(peer)
+        # An auth message needs no answer: the token was checked at connect time.
+
+    def _receive_update(self, peer: Peer, update: bytes, received_at: float) -> None:
         if peer.readonly or update == EMPTY_UPDATE:
             return  # observers' edits are dropped here and reach no one
         if peer.deferred or not peer.take_update_token():
             peer.backlog.append(update)
             peer.backlog_bytes += len(update)
             return
-        self._apply(peer, update, received_at)
+        try:
+            self._apply(peer, update, received_at)
+        except ValueError as exc:  # read alike by pycrdt and Yjs, and yet not integrable
+            raise SocketClosed(CloseCode.MALFORMED, "malformed update") from exc
 
     def _answer_sync(self, peer: Peer, state: bytes) -> None:
         # Held updates go too, as Yjs answers: a client that synced before their dependency
@@ -282,10 +266,7 @@ class Room:
         self._apply_backlog(peer)
         if peer.deferred_awareness_update is not None:
             message, peer.deferred_awareness_update = peer.deferred_awareness_update, None
-            try:
-                self._relay_awareness(peer, message, time.perf_counter())
-            except _MALFORMED as exc:
-                raise SocketClosed(CloseCode.MALFORMED, "malformed awareness") from exc
+            self._relay_awareness(peer, message, time.perf_counter())
         if peer.deferred_sync is not None:
             state, peer.deferred_sync = peer.deferred_sync, None
             self._answer_sync(peer, state)
@@ -310,8 +291,8 @@ class Room:
                 self._apply(peer, update, received_at)
         except SocketClosed:
             raise
-        except (ValueError, RuntimeError) as exc:
-            raise SocketClosed(CloseCode.MALFORMED, "malformed message") from exc
+        except ValueError as exc:
+            raise SocketClosed(CloseCode.MALFORMED, "malformed update") from exc
 
     def _apply(self, peer: Peer, update: bytes, received_at: float) -> None:
         if self.size + len(update) > self.max_document_bytes:
@@ -373,16 +354,6 @@ class Room:
         if not self.unsaved:
             self.unsaved_since = time.monotonic()
         self.unsaved.append((self.seq, update))
-
-    def _receive_awareness(self, peer: Peer, message: bytes, received_at: float) -> None:
-        if len(message) > peer.limits.max_awareness_bytes:
-            raise SocketClosed(CloseCode.TOO_LARGE, "awareness message too large")
-        if peer.deferred or not peer.take_update_token():
-            # Only the latest state counts: one waiting replaces the one before.
-            read_message(message[1:])  # malformed or not, it is known now
-            peer.deferred_awareness_update = message
-            return
-        self._relay_awareness(peer, message, received_at)
 
     def _relay_awareness(self, peer: Peer, message: bytes, received_at: float) -> None:
         payload = read_message(message[1:])

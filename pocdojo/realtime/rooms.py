@@ -155,7 +155,11 @@ class Rooms:
         self._hello.start()
 
     async def stop(self) -> None:
-        """Close every socket (1001), persist and unload every room."""
+        """Close every socket (1001), persist and unload every room.
+
+        A room that cannot be stored is logged and passed over: the others are still stored,
+        and the node still stops.
+        """
         await self._presence.stop()
         await self._hello.stop()
         await self._flusher.stop()
@@ -163,7 +167,7 @@ class Rooms:
             task.cancel()
         await self.close_sockets()
         for room in list(self.rooms.values()):
-            await self.unload(room, reason="unload")
+            await self._unload_or_log(room)
         # Unloads already under way (started by an idle timer) finish before the pool closes.
         if self._unloading:
             await asyncio.gather(*self._unloading, return_exceptions=True)
@@ -251,9 +255,17 @@ class Rooms:
             assert task is not None
             self._unloading.add(task)
             try:
-                await self.unload(room, reason="unload")
+                await self._unload_or_log(room)
             finally:
                 self._unloading.discard(task)
+
+    async def _unload_or_log(self, room: Room) -> None:
+        """Unload ``room``; a failure (its log unreadable, its rows refused) is logged, so
+        that the rooms unloaded after it are still stored."""
+        try:
+            await self.unload(room, reason="unload")
+        except Exception:
+            log.exception("room unload failed", session=str(room.session_id))
 
     async def unload(self, room: Room, *, reason: str) -> None:
         """Persist everything, fold the log into a snapshot, record the code, forget it."""

@@ -37,6 +37,7 @@ from pocdojo.realtime.peer import (
     Peer,
     SocketClosed,
     TokenBucket,
+    close_socket,
     role_in_session,
 )
 from pocdojo.realtime.room import Room
@@ -178,13 +179,21 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketResponse:
-    """Upgrade, admit (or close with the reason), and serve the socket until it ends."""
+    """Upgrade, admit (or close with the reason), and serve the socket until it ends.
+
+    A fault past the upgrade closes the socket with 1011 (clients retry) and is logged here:
+    the request can no longer be answered over HTTP, and an error response from the
+    middleware would reach the client as bytes on its socket (a protocol error, 1002).
+    """
     ws = _socket(request)
     if not ws.can_prepare(request).ok:
         await _refuse_plain_get(request)
     await ws.prepare(request)
     try:
         await _admit_and_serve(request, ws, kind, handle)
+    except Exception:
+        log.exception("socket failed", socket=kind)
+        await close_socket(ws, request.transport, CloseCode.INTERNAL_ERROR, "internal error")
     finally:
         _release(request, ws)
     return ws
@@ -207,6 +216,7 @@ def _release(request: web.Request, ws: web.WebSocketResponse) -> None:
 async def _admit_and_serve(
     request: web.Request, ws: web.WebSocketResponse, kind: str, handle: Any
 ) -> None:
+    """Admit the upgraded socket (or close it with the reason) and serve it until it ends."""
     rooms = request.app[rooms_key]
     try:
         admitted = await _admit(request)

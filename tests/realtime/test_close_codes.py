@@ -24,12 +24,13 @@ import pytest
 from aiohttp import WSCloseCode
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from pocdojo.realtime.peer import CloseCode
 from pocdojo.realtime.rooms import Rooms
 from pocdojo.realtime.sockets import rooms_key
 from tests.conftest import Engines
-from tests.dojo_helpers import Dojo, create_dojo, join
+from tests.dojo_helpers import Dojo, corrupt_log, create_dojo, join
 from tests.helpers import Account, register, signup
 from tests.realtime.jsclient import JsClient, JsFactory, eventually, report_of
 from tests.tcpproxy import CuttableProxy
@@ -104,6 +105,15 @@ MALFORMED = {
     "unknown-message-type": {"hex": "09"},
     "garbled-update": {"hex": "000205" + b"garbage".hex()},
     "text-frame": {"string": "hello"},
+    # An update (client 1 types "x") whose length says one byte more than follows.
+    "length-past-the-frame": {"hex": "00020f01010100040104636f6465017800"},
+    # Awareness of two clients, cut short after the first.
+    "awareness-cut-short": {"hex": "0107020101027b7d02"},
+    # Awareness the other's JSON.parse would throw on, were it relayed.
+    "nan-in-awareness": {"hex": "01120107010e" + b'{"cursor":NaN}'.hex()},
+    # Client id 2^53 (as 8 bytes of 7 bits), past what JavaScript holds exactly.
+    "awareness-client-id-past-53-bits": {"hex": "010d01" + "80" * 7 + "10" + "01027b7d"},
+    "update-client-id-past-53-bits": {"hex": "0002150101" + "80" * 7 + "1000040104636f6465017800"},
 }
 
 
@@ -124,6 +134,8 @@ async def test_a_malformed_frame_stops_a_stock_client_for_good(
     room = _rooms(client).rooms[UUID(dojo.session_id)]
     await eventually(lambda: room.code() == "keep\nstill here\n", "the other's edit")
     assert other.closes == []
+    assert other.errors == [], other.report()
+    assert other.others() == {}, other.report()  # no state reached it from the bad frame
 
 
 async def test_a_message_over_the_limit_stops_a_stock_client_for_good(
@@ -368,6 +380,32 @@ async def test_a_room_that_cannot_load_closes_with_1013_and_the_client_syncs_lat
         assert _rooms(client).rooms[UUID(dojo.session_id)].code() == final
     finally:
         await proxy.close()
+
+
+# --- 1011: a fault of ours; the client retries ------------------------------------------------
+
+
+async def test_a_fault_in_the_socket_handler_closes_with_1011_logged_once_and_is_retried(
+    client: Client, admin: Account, engines: Engines, node: JsFactory
+) -> None:
+    dojo = await create_dojo(client, admin, initialCode="x\n")
+    # The room cannot load: its log holds a row no document can read. Past the upgrade, an
+    # error answered over HTTP would reach the client as bytes on its socket.
+    await corrupt_log(engines.database_url, dojo, admin.tenant_id)
+    async with aiohttp.ClientSession() as http:
+        with capture_logs() as logs:
+            ws = await http.ws_connect(dojo.doc(dojo.host_token))
+            msg = await ws.receive()
+        assert msg.type == aiohttp.WSMsgType.CLOSE, msg
+        assert ws.close_code == WSCloseCode.INTERNAL_ERROR
+    errors = [e for e in logs if e["log_level"] in ("error", "critical")]
+    assert len(errors) == 1, logs
+    assert "exc_info" in errors[0]
+    # The stock client retries after 1011, as after any code outside 4400-4499.
+    js = await node("js", dojo, dojo.host_token)
+    await js.wait_for(lambda: len(js.closes) >= 2, "a retry")
+    assert set(js.close_codes) == {WSCloseCode.INTERNAL_ERROR}, js.report()
+    assert js.terminal is None, js.report()
 
 
 # --- 4008: an events socket that stops reading ------------------------------------------

@@ -15,8 +15,10 @@ from typing import Any
 from uuid import UUID
 
 import aiohttp
+import asyncpg
 from aiohttp.test_utils import TestClient
 from pycrdt import create_update_message
+from structlog.testing import capture_logs
 
 from pocdojo.core import appkeys
 from pocdojo.core.db import dojos as dojos_db
@@ -24,7 +26,8 @@ from pocdojo.core.db import tenant_tx
 from pocdojo.crdt import document
 from pocdojo.realtime.rooms import Rooms, RoomSettings
 from pocdojo.realtime.sockets import rooms_key
-from tests.dojo_helpers import Dojo, create_dojo, join
+from tests.conftest import Engines
+from tests.dojo_helpers import Dojo, corrupt_log, create_dojo, join
 from tests.helpers import Account, register, signup, wait_until
 from tests.yclient import YClient, typed
 
@@ -189,3 +192,35 @@ async def test_a_client_that_synced_before_a_dependency_arrived_still_gets_what_
         assert room.document.held is None
         await sender.close()
         await late.close()
+
+
+async def test_a_room_that_cannot_be_stored_at_shutdown_does_not_keep_the_others_unstored(
+    make_client: MakeClient, engines: Engines
+) -> None:
+    # Rooms are stored only when they unload, here at shutdown.
+    node = await make_client(**DEAD)
+    host = await signup(node)
+    broken = await create_dojo(node, host, initialCode="")
+    kept = await create_dojo(node, host, initialCode="")
+    async with aiohttp.ClientSession() as http:
+        first = await YClient.connect(http, broken.doc(broken.host_token))  # loaded first
+        await first.synced.wait()
+        second = await YClient.connect(http, kept.doc(kept.host_token))
+        await second.synced.wait()
+        second.text += "typed before the shutdown;"
+        room = _rooms(node).rooms[UUID(kept.session_id)]
+        await wait_until(lambda: room.code() == "typed before the shutdown;")
+        # The first room's log gains a row no document can read: its unload, which folds
+        # the log into a snapshot, fails.
+        await corrupt_log(engines.database_url, broken, host.tenant_id)
+        with capture_logs() as logs:
+            await node.close()  # stops every room; raised at the first failure before
+        assert await first.wait_closed() == second.close_code == aiohttp.WSCloseCode.GOING_AWAY
+    pool = await asyncpg.create_pool(engines.database_url, min_size=1, max_size=1)
+    try:
+        stored = await document.load(pool, UUID(host.tenant_id), UUID(kept.session_id))
+    finally:
+        await pool.close()
+    assert stored.code() == "typed before the shutdown;"
+    failures = [e for e in logs if e["event"] == "room unload failed"]
+    assert [e["session"] for e in failures] == [broken.session_id], logs

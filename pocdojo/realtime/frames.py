@@ -1,0 +1,130 @@
+"""What a document socket takes: one y-websocket message a frame, read whole and strictly.
+
+A message is a type (a byte), then for sync a sync type (a byte) and a length-prefixed state
+vector or update, for awareness a length-prefixed awareness update, for auth a permission
+(and a reason), for an awareness query nothing. Every declared length must match the frame
+exactly, and what the message carries must read alike in pycrdt and in Yjs (``crdt.wire``),
+so that a frame is either applied whole or refused before anything of it is: pycrdt's own
+readers take a prefix, and apply an awareness update entry by entry until one fails.
+
+Awareness states are JSON, parsed by every stock client with ``JSON.parse``: a state is an
+object or null, with no NaN or Infinity (which Python's ``json`` reads and writes and
+JavaScript refuses) and no number too large for a double.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from pocdojo.crdt import wire
+from pocdojo.crdt.wire import Malformed, Reader
+
+SYNC, AWARENESS, AUTH, QUERY_AWARENESS = 0, 1, 2, 3
+SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE = 0, 1, 2
+_PERMISSION_DENIED = 0
+
+
+@dataclass(frozen=True)
+class SyncStep1:
+    state: bytes  # the sender's state vector
+
+
+@dataclass(frozen=True)
+class SyncUpdate:
+    update: bytes  # sync step 2 or an update: both are applied alike
+
+
+@dataclass(frozen=True)
+class AwarenessUpdate:
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class QueryAwareness:
+    pass
+
+
+@dataclass(frozen=True)
+class Auth:
+    pass
+
+
+Message = SyncStep1 | SyncUpdate | AwarenessUpdate | QueryAwareness | Auth
+
+
+def parse(frame: bytes) -> Message:
+    """Read one frame of a document socket.
+
+    Raises:
+        Malformed: the frame is not exactly one message that pycrdt and Yjs read alike.
+    """
+    reader = Reader(frame)
+    kind = reader.u8()  # a lib0 integer, in one byte as every client writes it
+    message: Message
+    if kind == SYNC:
+        step = reader.u8()
+        payload = reader.var_bytes()
+        if step == SYNC_STEP1:
+            wire.state_vector(payload)
+            message = SyncStep1(payload)
+        elif step in (SYNC_STEP2, SYNC_UPDATE):
+            wire.check_update(payload)
+            message = SyncUpdate(payload)
+        else:
+            raise Malformed(f"unknown sync message {step}")
+    elif kind == AWARENESS:
+        payload = reader.var_bytes()
+        awareness_states(payload)
+        message = AwarenessUpdate(payload)
+    elif kind == AUTH:
+        if reader.var_uint() != _PERMISSION_DENIED:
+            raise Malformed("unknown auth message")
+        reader.var_string()
+        message = Auth()
+    elif kind == QUERY_AWARENESS:
+        message = QueryAwareness()
+    else:
+        raise Malformed(f"unknown message type {kind}")
+    reader.done()
+    return message
+
+
+def awareness_states(payload: bytes) -> dict[int, dict[str, Any] | None]:
+    """An awareness update as ``{client: state}`` (None: the client left).
+
+    Raises:
+        Malformed: not exactly one awareness update that every stock client reads.
+    """
+    reader = Reader(payload)
+    states = {}
+    for _ in range(reader.var_uint()):
+        client = reader.var_uint()
+        reader.var_uint()  # the clock
+        text = reader.var_string()
+        try:
+            state = json.loads(text, parse_constant=_not_json, parse_float=_finite)
+        except Malformed:
+            raise
+        except RecursionError as exc:
+            raise Malformed("an awareness state nested too deep") from exc
+        except ValueError as exc:  # JSONDecodeError, or an integer of too many digits
+            raise Malformed(f"an awareness state that is not JSON: {exc}") from exc
+        if state is not None and not isinstance(state, dict):
+            raise Malformed("an awareness state that is neither an object nor null")
+        states[client] = state
+    reader.done()
+    return states
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise Malformed(f"{constant} in an awareness state")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise Malformed("a number too large in an awareness state")
+    return number
