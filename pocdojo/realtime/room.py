@@ -35,7 +35,7 @@ from pycrdt import (
     write_message,
 )
 
-from pocdojo.crdt.document import EMPTY_UPDATE, Document
+from pocdojo.crdt.document import CODE, EMPTY_UPDATE, Document
 from pocdojo.crdt.wire import Malformed
 from pocdojo.realtime import frames
 from pocdojo.realtime.bus import parse_range_tag, range_tag
@@ -324,7 +324,7 @@ class Room:
         back to the shared text, and their client's edits stay numbered without a gap (an
         edit dropped instead would make every later one of that client wait forever for it).
         What they deleted comes back as new text; changes outside the code are kept."""
-        code = self.doc.get(document.CODE, type=Text)
+        code = self.doc.get(CODE, type=Text)
         before = str(code).encode()
         deltas: list[list[dict[str, Any]]] = []
         watch = code.observe(lambda event: deltas.append(event.delta))
