@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from pycrdt import Encoder
+
 from pocdojo.crdt import wire
 from pocdojo.crdt.wire import Malformed, Reader
 
@@ -90,6 +92,34 @@ def parse(frame: bytes) -> Message:
         raise Malformed(f"unknown message type {kind}")
     reader.done()
     return message
+
+
+@dataclass(frozen=True)
+class AwarenessEntry:
+    client: int
+    clock: int
+    state: str  # JSON: an object, or null when the client left
+
+
+def awareness_entries(payload: bytes) -> list[AwarenessEntry]:
+    """The entries of an awareness update, as they were sent (read leniently: the frame
+    was already read strictly by ``parse``)."""
+    reader = Reader(payload)
+    return [
+        AwarenessEntry(reader.var_uint(), reader.var_uint(), reader.var_string())
+        for _ in range(reader.var_uint())
+    ]
+
+
+def awareness_update(entries: list[AwarenessEntry]) -> bytes:
+    """An awareness update holding ``entries``."""
+    encoder = Encoder()
+    encoder.write_var_uint(len(entries))
+    for entry in entries:
+        encoder.write_var_uint(entry.client)
+        encoder.write_var_uint(entry.clock)
+        encoder.write_var_string(entry.state)
+    return encoder.to_bytes()
 
 
 def awareness_states(payload: bytes) -> dict[int, dict[str, Any] | None]:

@@ -23,7 +23,6 @@ from uuid import UUID
 import structlog
 from pycrdt import (
     Awareness,
-    Encoder,
     Text,
     YMessageType,
     YSyncMessageType,
@@ -356,10 +355,24 @@ class Room:
         self.unsaved.append((self.seq, update))
 
     def _relay_awareness(self, peer: Peer, message: bytes, received_at: float) -> None:
+        """Apply and pass on the states a socket may set: those of the clients it introduced,
+        or of clients nobody here has. Stock clients relay everyone's states they hold, so
+        the others' are left out silently, not refused: no socket sets or clears another
+        one's cursor or name."""
         payload = read_message(message[1:])
+        entries = frames.awareness_entries(payload)
+        own = [e for e in entries if self._may_set(peer, e.client)]
+        if not own:
+            return
+        if len(own) < len(entries):
+            payload = frames.awareness_update(own)
+            message = create_awareness_message(payload)
         self.awareness.apply_awareness_update(payload, origin=peer)
         self._fan_out(message, exclude=peer, received_at=received_at)
         self._publish(b"a", message, b"")
+
+    def _may_set(self, peer: Peer, client: int) -> bool:
+        return client in peer.awareness_ids or client not in self.awareness.states
 
     def _fan_out(
         self, message: bytes, *, exclude: Peer | None, received_at: float | None = None
@@ -530,11 +543,9 @@ def _claim_awareness(topic: str, change: tuple[dict[str, list[int]], Any]) -> No
 
 
 def _removal(awareness: Awareness, client_ids: list[int]) -> bytes:
-    encoder = Encoder()
-    encoder.write_var_uint(len(client_ids))
-    for client_id in client_ids:
-        clock = awareness.meta.get(client_id, {}).get("clock", 0)
-        encoder.write_var_uint(client_id)
-        encoder.write_var_uint(clock)
-        encoder.write_var_string("null")
-    return encoder.to_bytes()
+    return frames.awareness_update(
+        [
+            frames.AwarenessEntry(i, awareness.meta.get(i, {}).get("clock", 0), "null")
+            for i in client_ids
+        ]
+    )

@@ -148,3 +148,39 @@ async def test_a_users_sockets_share_one_update_budget(client: Client) -> None:
         await one.close()
         await two.close()
         await eventually(lambda: not room.buckets, "the budget forgotten once both left")
+
+
+async def test_no_socket_sets_or_clears_another_ones_awareness(
+    client: Client, node: JsFactory
+) -> None:
+    """A participant (or an observer) sending states for another client's id changes
+    nothing: neither its name nor its presence; its own state still goes through."""
+    host = await signup(client)
+    dojo = await create_dojo(client, host, initialCode="x\n")
+    alice = await node("alice", dojo, dojo.host_token)
+    bob = await node("bob", dojo, await join(client, dojo, await register(client, host)))
+    await alice.request("awareness", state={"user": {"name": "alice"}})
+    await bob.wait_for(lambda: {"user": {"name": "alice"}} in bob.others().values(), "alice")
+    victim = alice.client_id
+    mallory_token = await join(client, dojo, await register(client, host), role="observer")
+    async with aiohttp.ClientSession() as http:
+        mallory = await YClient.connect(http, dojo.doc(mallory_token))
+        await mallory.synced.wait()
+        clock = mallory.awareness.meta[victim]["clock"]
+        spoofed, cleared = Awareness(Doc(client_id=victim)), Awareness(Doc(client_id=victim))
+        spoofed._meta[victim] = {"clock": clock + 10, "lastUpdated": 0}
+        spoofed._states[victim] = {"user": {"name": "mallory"}}
+        await mallory.ws.send_bytes(
+            create_awareness_message(spoofed.encode_awareness_update([victim]))
+        )
+        cleared._meta[victim] = {"clock": clock + 20, "lastUpdated": 0}
+        await mallory.ws.send_bytes(
+            create_awareness_message(cleared.encode_awareness_update([victim]))
+        )
+        await mallory.ws.send_bytes(_awareness_message({"user": {"name": "mallory"}}))
+        await bob.wait_for(
+            lambda: {"user": {"name": "mallory"}} in bob.others().values(), "mallory's own"
+        )
+        assert bob.others().get(victim) == {"user": {"name": "alice"}}
+        assert mallory.close_code is None
+        await mallory.close()
