@@ -11,10 +11,10 @@ import hmac
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pocdojo.core.errors import ConfigError
 
@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     dojo_idle_unload: float = Field(30.0, ge=0)
     chat_backlog: int = Field(50, ge=0, le=500)
 
+    # Voice: the ICE servers handed to dojo participants (comma-separated URLs). TURN
+    # credentials are made per user by the TURN REST API convention under ``turn_secret``
+    # (coturn's ``static-auth-secret``) and last ``turn_ttl`` seconds.
+    stun_urls: Annotated[list[str], NoDecode] = []
+    turn_urls: Annotated[list[str], NoDecode] = []
+    turn_secret: SecretStr | None = None
+    turn_ttl: int = Field(6 * 3600, ge=60, le=7 * 24 * 3600)
+
     # Files the server hands out (reports, videos) and the links to them.
     public_url: str | None = None
     download_url_ttl: int = Field(15 * 60, ge=10, le=7 * 24 * 3600)
@@ -109,6 +117,25 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("stun_urls", "turn_urls", mode="before")
+    @classmethod
+    def _url_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _turn_needs_a_secret(self) -> Self:
+        if self.turn_urls and self.turn_secret is None:
+            raise ValueError("turn_urls needs turn_secret (the TURN server's shared secret)")
+        for url in self.stun_urls:
+            if not url.startswith(("stun:", "stuns:")):
+                raise ValueError(f"stun_urls: {url!r} is not a stun: or stuns: URL")
+        for url in self.turn_urls:
+            if not url.startswith(("turn:", "turns:")):
+                raise ValueError(f"turn_urls: {url!r} is not a turn: or turns: URL")
+        return self
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> Self:

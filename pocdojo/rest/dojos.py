@@ -17,6 +17,7 @@ from pocdojo.core.db import audit
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound
+from pocdojo.core.ice import ice_servers
 from pocdojo.crdt import document
 from pocdojo.rest.fields import AwareTimestamp, Description, Language, PocTitle
 from pocdojo.rest.users import PageQuery
@@ -53,6 +54,20 @@ class SessionCreate(ApiModel):
         return value
 
 
+class IceServer(ApiModel):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class IceConfig(ApiModel):
+    """What ``new RTCPeerConnection({iceServers})`` takes: STUN, and TURN with credentials
+    valid for ``ttlSeconds`` (fetch them again before then)."""
+
+    ice_servers: list[IceServer]
+    ttl_seconds: int
+
+
 class SessionCreated(ApiModel):
     session_id: UUID
     join_code: str
@@ -61,6 +76,7 @@ class SessionCreated(ApiModel):
     events_url: str
     participant_token: str
     role: str
+    ice: IceConfig
 
 
 class JoinRequest(ApiModel):
@@ -75,6 +91,7 @@ class Joined(ApiModel):
     events_url: str
     participant_token: str
     role: str
+    ice: IceConfig
 
 
 class ParticipantOut(ApiModel):
@@ -246,6 +263,7 @@ async def create_session(ctx: Ctx, body: SessionCreate) -> SessionCreated:
         events_url=events_url,
         participant_token=_token(ctx, session_id, "host"),
         role="host",
+        ice=_ice(ctx),
     )
 
 
@@ -283,7 +301,24 @@ async def join_session(ctx: Ctx, body: JoinRequest) -> Joined:
         events_url=events_url,
         participant_token=_token(ctx, session.id, role),
         role=role,
+        ice=_ice(ctx),
     )
+
+
+@routes.op("GET", "/v1/dojos/sessions/{sessionId}/ice", response=IceConfig, errors=(403, 404, 409))
+async def session_ice(ctx: Ctx) -> IceConfig:
+    """The ICE servers for the session's voice (participants and observers only): STUN
+    URLs, and TURN URLs with credentials for the caller that expire after ``ttlSeconds``."""
+    session = await _session(ctx)
+    if await dojos_db.participant_role(ctx.conn, session.id, ctx.principal.user_id) is None:
+        raise Forbidden("not a participant of this session", code="not_participant")
+    if session.status == "ended":
+        raise Conflict("the session has ended", code="session_ended")
+    return _ice(ctx)
+
+
+def _ice(ctx: Ctx) -> IceConfig:
+    return IceConfig.model_validate(ice_servers(ctx.settings, ctx.principal.user_id))
 
 
 @routes.op("GET", "/v1/dojos/sessions", response=SessionList)

@@ -264,7 +264,7 @@ async def test_me_with_forged_signature_is_401(client: Client, admin: Account) -
 
 
 async def test_me_with_unsigned_token_is_401(client: Client, admin: Account) -> None:
-    unsigned = jwt.encode(unverified_claims(admin.token), None, algorithm="none")
+    unsigned = jwt.encode(unverified_claims(admin.token), "", algorithm="none")
     resp = await get_me(client, unsigned)
     await assert_unauthorized(resp, "invalid_token")
 
