@@ -87,10 +87,14 @@ class Document:
         self.held = waiting
 
     def waits(self, update: bytes) -> bool:
-        """Whether part of ``update`` is held: it waits for a dependency."""
+        """Whether all of ``update`` that adds anything is held: it waits for a dependency
+        and brought nothing the document integrated (so nothing can depend on it yet)."""
         state = self.doc.get_state()
         rest = get_update(update, state)
-        return rest != EMPTY_UPDATE and _waits(rest, state)
+        if rest == EMPTY_UPDATE or not _waits(rest, state):
+            return False
+        known = wire.state_vector(state)
+        return all(start >= known.get(c, 0) for c, start in wire.struct_starts(update).items())
 
     def encode(self, state: bytes | None = None) -> bytes:
         """The document as an update (what ``state`` lacks, if given), held parts included:

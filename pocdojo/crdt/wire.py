@@ -150,6 +150,20 @@ def check_update(update: bytes) -> None:
     reader.done()
 
 
+def struct_starts(update: bytes) -> dict[int, int]:
+    """The first clock of each client's structs in a v1 update (read as ``check_update``
+    reads it; the update was checked before)."""
+    reader = Reader(update)
+    starts = {}
+    for _ in range(reader.var_uint()):
+        structs = reader.var_uint()
+        client = reader.var_uint()
+        starts[client] = reader.var_uint()
+        for _ in range(structs):
+            _struct(reader)
+    return starts
+
+
 def _struct(reader: Reader) -> int:
     """Read one struct; returns its length in clock ticks."""
     info = reader.u8()

@@ -447,10 +447,12 @@ class Room:
         Without local updates, the remote ones that waited ``grace`` seconds (their node died)
         go: the oldest, so again nothing without what it depends on.
 
-        A remote update still waiting for a dependency this node lacks (lost from the stream
-        when Redis restarted, say) stays: written now, the log would hold it without what it
-        depends on until its own node stores that. Nothing local depends on it (no client
-        could build on what is not integrated); it goes once its dependency arrives.
+        A remote update all of which still waits for a dependency this node lacks (lost from
+        the stream when Redis restarted, say) stays: written now, the log would hold it
+        without what it depends on until its own node stores that. Nothing local depends on
+        it (no client could build on what is not integrated); it goes once its dependency
+        arrives. One that brought anything integrated goes now: a local update may depend on
+        that part.
         """
         local, self.unsaved = self.unsaved, []
         since, self.unsaved_since = self.unsaved_since, None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pycrdt import Doc, Text
+from pycrdt import Doc, Text, merge_updates
 
 from pocdojo.crdt.document import Document, new_doc
 from pocdojo.realtime.bus import _coalesce, range_tag
@@ -88,3 +88,15 @@ def test_an_update_waiting_for_a_dependency_is_written_only_once_it_arrived() ->
     for update in [first, third, second]:
         stored.apply_update(update)
     assert str(stored.get("code", type=Text)) == "0;1;2;"
+
+
+def test_an_update_partly_integrated_is_written_at_once() -> None:
+    """One entry merging an update that integrates and one that waits: a local update may
+    depend on the first part, so the entry cannot wait for the second part's dependency."""
+    room = _room()
+    first, _, third = _edits(3)
+    room.apply_remote_update(merge_updates(first, third), range_tag("far", 1, 2))
+    assert room.document.held is not None  # the third waits for the second
+    writes = room.take_writes(now=1e12, grace=0.0)
+    assert writes.rows() == [merge_updates(first, third)]
+    assert room.remote == []
