@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -145,7 +146,7 @@ class Rooms:
         self._unloading: set[asyncio.Task[Any]] = set()
         self._closing: dict[UUID, asyncio.Future[None]] = {}
         self._last_history = time.monotonic()
-        self._rechecks: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._turns: dict[UUID, asyncio.Task[None]] = {}  # randori turn timers, per room
         bus.on_access = self._on_access
 
@@ -163,7 +164,7 @@ class Rooms:
         await self._presence.stop()
         await self._hello.stop()
         await self._flusher.stop()
-        for task in list(self._rechecks):
+        for task in list(self._background):
             task.cancel()
         await self.close_sockets()
         for room in list(self.rooms.values()):
@@ -359,9 +360,13 @@ class Rooms:
         tenant, _, user = who.partition(":")
         check = self.recheck(UUID(tenant), UUID(user)) if who else self.recheck(None, None)
         # In its own task: the bus reader goes on reading while sockets close.
-        task = asyncio.create_task(check, name="access-recheck")
-        self._rechecks.add(task)
-        task.add_done_callback(self._rechecks.discard)
+        self.background(check)
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in a task of its own, kept until done (cancelled at stop)."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def recheck(self, tenant_id: UUID | None, user_id: UUID | None) -> None:
         """Hold a user's sockets (or everyone's, given None) to what the database says now.

@@ -29,6 +29,7 @@ from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
 from pocdojo.core.errors import BadRequest, Forbidden, NotFound, Unavailable
 from pocdojo.core.security import DojoClaims
+from pocdojo.realtime import voice
 from pocdojo.realtime.peer import (
     REFUSAL_CODES,
     REFUSALS,
@@ -87,12 +88,21 @@ class RandoriIn(_Message):
     period_seconds: Annotated[int, Field(ge=1, le=3600, alias="periodSeconds")] = 300
 
 
+class VoiceIn(_Message):
+    """A client's voice state; ``speaking`` as its own voice activity detection says."""
+
+    type: Literal["voice"]
+    in_voice: bool = Field(alias="inVoice")
+    muted: bool = False
+    speaking: bool = False
+
+
 class PingIn(_Message):
     type: Literal["ping"]
 
 
 EventIn = Annotated[
-    ChatIn | SignalIn | RecordingIn | RandoriIn | PingIn, Field(discriminator="type")
+    ChatIn | SignalIn | RecordingIn | RandoriIn | VoiceIn | PingIn, Field(discriminator="type")
 ]
 _events = TypeAdapter(EventIn)
 
@@ -284,6 +294,12 @@ async def _serve(
             room.detach(peer)
         else:
             room.event_peers.discard(peer)
+            if peer.in_voice:  # told at once; forgotten in Redis by a task of its own, which
+                # a cancelled handler (a client gone mid-close) cannot stop halfway
+                _emit(rooms, room, voice.LEFT.event(peer.user_id))
+                rooms.background(
+                    voice.store(rooms.redis, room.session_id, peer.user_id, voice.LEFT)
+                )
             await _presence(rooms, room, peer, "left")
         await peer.stop()
         await rooms.mark_offline(room.session_id, member)
@@ -383,6 +399,16 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
                 peer.send(_error("rate_limited", "too many signals; wait a little"))
                 continue
             _relay(rooms, room, peer, event)
+        elif isinstance(event, VoiceIn):
+            if not signals.take():  # speaking flips often: it shares the signals' rate
+                peer.send(_error("rate_limited", "too many voice updates; wait a little"))
+                continue
+            state = voice.VoiceState(
+                in_voice=event.in_voice, muted=event.muted, speaking=event.speaking
+            )
+            peer.in_voice = state.in_voice
+            await voice.store(rooms.redis, room.session_id, peer.user_id, state)
+            _emit(rooms, room, state.event(peer.user_id))
         elif isinstance(event, RandoriIn):
             if peer.role != "host":
                 peer.send(_error("forbidden", "only the host runs randori"))
@@ -449,6 +475,7 @@ async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -
         ],
         "chat": [_chat_event(m.id, m.user_id, m.username, m.text, m.sent_at) for m in chat],
         "randori": rooms.randori_event(room),
+        "voice": await voice.in_call(rooms.redis, room.session_id, online),
     }))  # fmt: skip
     return {str(m.id) for m in chat}
 

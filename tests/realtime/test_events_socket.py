@@ -127,7 +127,8 @@ async def test_welcome_comes_first_and_describes_the_session(
     await join(client, dojo, watcher, role="observer")
     host_ws, _ = await welcome(http, dojo, dojo.host_token)
     ws, hello = await welcome(http, dojo, token)
-    assert set(hello) == {"type", "sessionId", "you", "participants", "chat", "randori"}
+    assert set(hello) == {"type", "sessionId", "you", "participants", "chat", "randori", "voice"}
+    assert hello["voice"] == []
     assert hello["randori"] is None
     assert hello["sessionId"] == dojo.session_id
     assert hello["you"] == {
