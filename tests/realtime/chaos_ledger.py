@@ -212,7 +212,15 @@ class Prober:
                 self._conn = await asyncpg.connect(self.url, timeout=2)
             at = time.monotonic()
             rows = await asyncio.wait_for(read_rows(self._conn, self.session_id), 5)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            # A read cut short by the timeout while PostgreSQL restarts can leave the
+            # connection mid-operation; it is dropped and a new one made next time.
+            asyncpg.InternalClientError,
+            TimeoutError,
+        ):
             await self.close()
             return None
         yjs = await self.reader.read(rows)
