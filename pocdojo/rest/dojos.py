@@ -279,7 +279,9 @@ async def join_session(ctx: Ctx, body: JoinRequest) -> Joined:
     if body.user_id is not None and body.user_id != me.user_id:
         raise Forbidden("userId does not match the token", code="user_mismatch")
     session = await _session(ctx, for_update=True)
-    if not hmac.compare_digest(body.join_code.strip().upper(), session.join_code):
+    # As bytes: compare_digest refuses str holding anything but ASCII.
+    code = body.join_code.strip().upper().encode()
+    if not hmac.compare_digest(code, session.join_code.encode()):
         raise Forbidden("wrong join code", code="invalid_join_code")
     if session.status == "ended":
         raise Conflict("the session has ended", code="session_ended")
