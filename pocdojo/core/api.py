@@ -183,7 +183,14 @@ class Routes:
         """Add every operation to ``app``'s router."""
         for operation in self.operations:
             handler = operation.handler if operation.websocket else _endpoint(operation)
-            app.router.add_route(operation.method, operation.path, handler)
+            path = operation.path.replace(":uuid}", f":{_UUID_SEGMENT}}}")
+            app.router.add_route(operation.method, path, handler)
+
+
+# A path parameter written "{name:uuid}" matches hex digits and hyphens only, so a literal path
+# beside an id route (/v1/users/me beside /v1/users/{userId:uuid}) is not also matched by the id
+# route: it is not handed to the id's handler, and its 405 lists its own methods only.
+_UUID_SEGMENT = "[0-9A-Fa-f-]+"
 
 
 def _body_model(hint: Any) -> tuple[type[BaseModel] | None, bool]:
@@ -459,8 +466,15 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         "tags": [op.tag],
     }
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)(?::[^}]+)?}", op.path)
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "format": "uuid"}
+            if kind == "uuid"
+            else {"type": "string"},
+        }
+        for name, kind in re.findall(r"{(\w+)(?::([^}]+))?}", op.path)
     ]
     if op.query is not None:
         schema = op.query.model_json_schema(by_alias=True)

@@ -267,7 +267,9 @@ async def create_session(ctx: Ctx, body: SessionCreate) -> SessionCreated:
     )
 
 
-@routes.op("POST", "/v1/dojos/sessions/{sessionId}/join", response=Joined, errors=(403, 404, 409))
+@routes.op(
+    "POST", "/v1/dojos/sessions/{sessionId:uuid}/join", response=Joined, errors=(403, 404, 409)
+)
 async def join_session(ctx: Ctx, body: JoinRequest) -> Joined:
     """Join with the session's join code (optionally as a read-only observer).
 
@@ -307,7 +309,9 @@ async def join_session(ctx: Ctx, body: JoinRequest) -> Joined:
     )
 
 
-@routes.op("GET", "/v1/dojos/sessions/{sessionId}/ice", response=IceConfig, errors=(403, 404, 409))
+@routes.op(
+    "GET", "/v1/dojos/sessions/{sessionId:uuid}/ice", response=IceConfig, errors=(403, 404, 409)
+)
 async def session_ice(ctx: Ctx) -> IceConfig:
     """The ICE servers for the session's voice (participants and observers only): STUN
     URLs, and TURN URLs with credentials for the caller that expire after ``ttlSeconds``."""
@@ -347,7 +351,7 @@ async def list_sessions(ctx: Ctx, query: PageQuery) -> SessionList:
     )
 
 
-@routes.op("GET", "/v1/dojos/sessions/{sessionId}", response=SessionOut, errors=(404,))
+@routes.op("GET", "/v1/dojos/sessions/{sessionId:uuid}", response=SessionOut, errors=(404,))
 async def get_session(ctx: Ctx) -> SessionOut:
     """A session with its participants: role, when they joined, and whether online now."""
     session = await _session(ctx)
@@ -382,7 +386,7 @@ async def get_session(ctx: Ctx) -> SessionOut:
 
 @routes.op(
     "POST",
-    "/v1/dojos/sessions/{sessionId}/start",
+    "/v1/dojos/sessions/{sessionId:uuid}/start",
     response=Started,
     roles=("admin", "user"),
     errors=(403, 404, 409),
@@ -401,7 +405,7 @@ async def start_session(ctx: Ctx) -> Started:
 
 @routes.op(
     "POST",
-    "/v1/dojos/sessions/{sessionId}/end",
+    "/v1/dojos/sessions/{sessionId:uuid}/end",
     response=Ended,
     roles=("admin", "user"),
     errors=(403, 404, 409),
@@ -433,7 +437,7 @@ async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
     )
 
 
-@routes.op("GET", "/v1/dojos/sessions/{sessionId}/chat", response=ChatPage, errors=(403, 404))
+@routes.op("GET", "/v1/dojos/sessions/{sessionId:uuid}/chat", response=ChatPage, errors=(403, 404))
 async def chat_history(ctx: Ctx, query: ChatQuery) -> ChatPage:
     """Chat messages, oldest first: the newest ``limit``, or those sent before ``before``
     (pass the oldest ``sentAt`` you have to page back). Participants only."""
@@ -451,7 +455,7 @@ async def chat_history(ctx: Ctx, query: ChatQuery) -> ChatPage:
 
 
 @routes.op(
-    "GET", "/v1/dojos/sessions/{sessionId}/snapshots", response=SnapshotList, errors=(403, 404)
+    "GET", "/v1/dojos/sessions/{sessionId:uuid}/snapshots", response=SnapshotList, errors=(403, 404)
 )
 async def snapshots(ctx: Ctx) -> SnapshotList:
     """The code as it stood at intervals while the session ran and when it ended."""

@@ -259,7 +259,9 @@ async def delete_template(ctx: Ctx) -> web.StreamResponse:
 
 
 # Declared last: aiohttp matches in order, and /templates must win over /{notificationId}.
-@routes.op("GET", "/v1/notifications/{notificationId}", response=NotificationStatus, errors=(404,))
+@routes.op(
+    "GET", "/v1/notifications/{notificationId:uuid}", response=NotificationStatus, errors=(404,)
+)
 async def notification_status(ctx: Ctx) -> NotificationStatus:
     """Delivery status of a notification, with the message id each recipient's server gave."""
     note: jobs_db.Notification = await visible(ctx, "email", "notificationId", "notification")

@@ -331,7 +331,7 @@ async def my_pocs(ctx: Ctx, query: PageQuery) -> PocList:
     return await _owned_by(ctx, ctx.principal.user_id, query)
 
 
-@routes.op("GET", "/v1/users/{userId}/pocs", response=PocList, errors=(404,))
+@routes.op("GET", "/v1/users/{userId:uuid}/pocs", response=PocList, errors=(404,))
 async def user_pocs(ctx: Ctx, query: PageQuery) -> PocList:
     """A user's POCs, newest first; users of other tenants do not exist here (404)."""
     user = await users_db.get(ctx.conn, ctx.path_id("userId", "user"))
@@ -354,7 +354,7 @@ async def _owned_by(ctx: Ctx, user_id: UUID, query: PageQuery) -> PocList:
     )
 
 
-@routes.op("GET", "/v1/pocs/{pocId}", response=PocOut, errors=(404,))
+@routes.op("GET", "/v1/pocs/{pocId:uuid}", response=PocOut, errors=(404,))
 async def get_poc(ctx: Ctx) -> PocOut:
     """A POC with its metrics; each read counts one view."""
     poc_id, tenant_id = ctx.path_id("pocId", "POC"), ctx.principal.tenant_id
@@ -375,7 +375,7 @@ async def get_poc(ctx: Ctx) -> PocOut:
 
 
 @routes.op(
-    "PUT", "/v1/pocs/{pocId}", response=PocUpdated, roles=("admin", "user"), errors=(403, 404)
+    "PUT", "/v1/pocs/{pocId:uuid}", response=PocUpdated, roles=("admin", "user"), errors=(403, 404)
 )
 async def update_poc(ctx: Ctx, body: PocUpdate) -> PocUpdated:
     """Change a POC (its owner or an admin); at least one field."""
@@ -387,7 +387,7 @@ async def update_poc(ctx: Ctx, body: PocUpdate) -> PocUpdated:
 
 
 @routes.op(
-    "DELETE", "/v1/pocs/{pocId}", response=Deleted, roles=("admin", "user"), errors=(403, 404)
+    "DELETE", "/v1/pocs/{pocId:uuid}", response=Deleted, roles=("admin", "user"), errors=(403, 404)
 )
 async def delete_poc(ctx: Ctx) -> Deleted:
     """Soft-delete a POC (its owner or an admin): it disappears from every read and search."""

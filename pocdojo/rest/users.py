@@ -150,7 +150,7 @@ async def list_users(ctx: Ctx, query: PageQuery) -> UserPage:
     )
 
 
-@routes.op("GET", "/v1/users/{userId}", response=UserOut, errors=(404,))
+@routes.op("GET", "/v1/users/{userId:uuid}", response=UserOut, errors=(404,))
 async def get_user(ctx: Ctx) -> UserOut:
     """A user's profile; users of other tenants do not exist here (404)."""
     user = await users_db.get(ctx.conn, ctx.path_id("userId", "user"))
@@ -159,7 +159,7 @@ async def get_user(ctx: Ctx) -> UserOut:
     return user_out(user)
 
 
-@routes.op("PATCH", "/v1/users/{userId}", response=UserOut, errors=(403, 404, 409))
+@routes.op("PATCH", "/v1/users/{userId:uuid}", response=UserOut, errors=(403, 404, 409))
 async def update_user(ctx: Ctx, body: UserPatch) -> UserOut:
     """Change a user. Nobody changes their own role or active flag; only admins change others.
 

@@ -151,7 +151,7 @@ async def generate_yearly_video(ctx: Ctx, body: VideoGenerate) -> VideoAccepted:
     )
 
 
-@routes.op("GET", "/v1/videos/{videoId}/status", response=VideoStatus, errors=(404,))
+@routes.op("GET", "/v1/videos/{videoId:uuid}/status", response=VideoStatus, errors=(404,))
 async def video_status(ctx: Ctx) -> VideoStatus:
     """A video's status and progress; download and thumbnail links once completed."""
     video: jobs_db.Video = await visible(ctx, "video", "videoId", "video")

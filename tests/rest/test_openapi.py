@@ -288,6 +288,24 @@ async def test_plain_gets_on_sockets_match_their_documented_answers(
             assert_matches(doc, response_schema(doc, "get", path, status), await resp.json())
 
 
+async def test_a_405_allows_exactly_the_documented_methods(
+    client: TestClient[Any, Any], admin: Account
+) -> None:
+    """A literal path beside an id route (/v1/users/me beside /v1/users/{userId}) is not also
+    matched by the id route: its 405 lists its own methods only."""
+    doc = await document(client)
+    wrong: list[str] = []
+    for path, item in doc["paths"].items():
+        documented = {m.upper() for m in item if m in METHODS}
+        url = re.sub(r"{\w+}", str(uuid.uuid4()), path)
+        for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - documented):
+            resp = await client.request(method, url, headers=admin.auth)
+            allowed = set(resp.headers.get("Allow", "").split(",")) - {"", "HEAD"}
+            if resp.status != 405 or allowed != documented:
+                wrong.append(f"{method} {path}: {resp.status}, Allow {sorted(allowed)}")
+    assert wrong == []
+
+
 async def test_readyz_503_body_matches_its_documented_schema(make_client: MakeClient) -> None:
     client = await make_client(redis_url=SecretStr("redis://127.0.0.1:1/0"))
     doc = await document(client)
