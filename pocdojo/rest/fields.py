@@ -134,7 +134,7 @@ Language = Annotated[
     Field(description=f"one of: {', '.join(LANGUAGES)} (any case)"),
 ]
 Tags = Annotated[
-    list[Annotated[str, StringConstraints(max_length=200)]],
+    list[Annotated[str, StringConstraints(max_length=50)]],
     Field(min_length=1, max_length=20),
     AfterValidator(_tags),
     Field(description="1-20 tags, each at most 50 characters; trimmed, lower-cased, de-duplicated"),

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from pocdojo.core import appkeys
 from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
@@ -47,14 +48,24 @@ class PocCreate(ApiModel):
     tenant_id: UUID
 
 
+def _changes_schema(schema: dict[str, Any]) -> None:
+    """At least one field; one that cannot be cleared is neither nullable nor null by default."""
+    schema["minProperties"] = 1
+    for field in schema["properties"].values():
+        if "anyOf" not in field and field.get("default", ...) is None:
+            del field["default"]
+
+
 class PocUpdate(ApiModel):
-    title: PocTitle | None = None
-    description: Description | None = None
-    language: Language | None = None
-    tags: Tags | None = None
+    model_config = ConfigDict(json_schema_extra=_changes_schema)
+
+    title: PocTitle | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    language: Language | SkipJsonSchema[None] = None
+    tags: Tags | SkipJsonSchema[None] = None
     repository_url: RepositoryUrl | None = None
     documentation: Documentation | None = None
-    status: PocStatus | None = None
+    status: PocStatus | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _something(self) -> PocUpdate:

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from pocdojo.core import appkeys
 from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
@@ -61,6 +61,16 @@ class PageQuery(ApiModel):
 class UserPatch(ApiModel):
     """Changes to a user. Self: fullName, email, password (email and password need
     currentPassword). Admin, on others: role, isActive, fullName, email."""
+
+    # At least one change, which the document says as: one of them is there and not null.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in ("fullName", "email", "password", "role", "isActive")
+            ]
+        }
+    )
 
     full_name: FullName | None = None
     email: Email | None = None

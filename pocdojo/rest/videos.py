@@ -32,7 +32,7 @@ FIRST_YEAR = 2020
 
 class VideoGenerate(ApiModel):
     user_id: UUID
-    year: int = Field(description=f"from {FIRST_YEAR} to the current year")
+    year: int = Field(ge=FIRST_YEAR, description=f"from {FIRST_YEAR} to the current year")
     include_metrics: bool = False
     template: str = Field("default", description=f"one of: {', '.join(TEMPLATES)}")
     tenant_id: UUID | None = Field(None, description="if given, must be the caller's tenant")

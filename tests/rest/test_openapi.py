@@ -322,3 +322,37 @@ async def test_request_schemas_refuse_unknown_fields(
     schema = doc["components"]["schemas"][model]
     assert schema.get("additionalProperties") is False
     assert schema["required"]
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "valid"),
+    [
+        # A change names at least one field; title, description, language, tags and status
+        # cannot be cleared, the repository URL and the documentation can.
+        ("PocUpdate", {}, False),
+        ("PocUpdate", {"title": None}, False),
+        ("PocUpdate", {"tags": None}, False),
+        ("PocUpdate", {"status": None}, False),
+        ("PocUpdate", {"repositoryUrl": None}, True),
+        ("PocUpdate", {"title": "New"}, True),
+        # A user change names at least one of fullName, email, password, role and isActive.
+        ("UserPatch", {}, False),
+        ("UserPatch", {"fullName": None}, False),
+        ("UserPatch", {"currentPassword": "Str0ng!Passw0rd"}, False),
+        ("UserPatch", {"fullName": "Ada", "email": None}, True),
+        ("UserPatch", {"isActive": False}, True),
+        # Tags are at most 50 characters.
+        ("PocCreate", {"tags": ["t" * 51]}, False),
+        # Yearly videos start in 2020.
+        ("VideoGenerate", {"userId": str(uuid.uuid4()), "year": 2019}, False),
+    ],
+)
+async def test_request_schemas_state_the_rules_the_server_applies(
+    client: TestClient[Any, Any], model: str, body: dict[str, Any], valid: bool
+) -> None:
+    doc = await document(client)
+    schema = doc["components"]["schemas"][model]
+    if model == "PocCreate":
+        schema, body = schema["properties"]["tags"], body["tags"]
+    root = {**schema, "components": doc["components"]}
+    assert OAS31Validator(root, format_checker=oas31_format_checker).is_valid(body) is valid
