@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    EmailStr,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from pocdojo.core.languages import LANGUAGES, canonical_language
 
@@ -173,13 +184,35 @@ def _convertible_to_utc(value: datetime) -> datetime:
     return value
 
 
+_RFC_3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
+
+
+_DATETIME = TypeAdapter(datetime)
+
+
+def _rfc_3339_text(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # The document says date-time (RFC 3339); pydantic would also take a date alone, a space
+    # for the T, or a number for Unix time, as it reads query strings leniently. The text is
+    # parsed here: a strict body refuses text handed on from a function validator.
+    if isinstance(value, str) and _RFC_3339_START.match(value):
+        try:
+            value = _DATETIME.validate_python(value)
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"]) from exc
+    if not isinstance(value, datetime):
+        raise ValueError("must be a date-time such as 2024-01-31T12:00:00Z")
+    return handler(value)
+
+
 Timestamp = Annotated[
     datetime,
+    WrapValidator(_rfc_3339_text),
     AfterValidator(_convertible_to_utc),
     Field(description="ISO 8601, between the years 1 and 9999 once in UTC"),
 ]
 AwareTimestamp = Annotated[
     AwareDatetime,
+    WrapValidator(_rfc_3339_text),
     AfterValidator(_convertible_to_utc),
     Field(description="ISO 8601 with a time zone, between the years 1 and 9999 once in UTC"),
 ]
