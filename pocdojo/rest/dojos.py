@@ -33,9 +33,11 @@ class SessionCreate(ApiModel):
     poc_id: UUID
     description: Description | None = None
     language: Language | None = None
-    initial_code: str | None = Field(None, max_length=_MAX_INITIAL_CODE)
+    initial_code: str | None = Field(
+        None, max_length=_MAX_INITIAL_CODE, description="no NUL characters"
+    )
     max_participants: int = Field(10, ge=2, le=50)
-    scheduled_at: AwareTimestamp | None = None
+    scheduled_at: AwareTimestamp | None = Field(None, description="in the future")
     host_user_id: UUID | None = None
     tenant_id: UUID | None = None
 

@@ -66,16 +66,27 @@ def _email_length(value: str) -> str:
     return value
 
 
-Password = Annotated[str, Field(min_length=8, max_length=128), AfterValidator(_password_policy)]
+Password = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=128,
+        description="with an uppercase and a lowercase letter, a number and a special character",
+    ),
+    AfterValidator(_password_policy),
+]
 Username = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,49}$"),
     Field(description="3-50 characters: letters, digits, '.', '_' or '-'"),
 ]
+_PLAIN_TEXT = "not blank once trimmed; no control characters"
+
 FullName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_no_control_chars),
+    Field(description=_PLAIN_TEXT),
 ]
 Email = Annotated[EmailStr, AfterValidator(_email_length)]
 Domain = Annotated[
@@ -93,6 +104,7 @@ Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_no_control_chars),
+    Field(description=_PLAIN_TEXT),
 ]
 
 
@@ -138,6 +150,7 @@ PocTitle = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_no_control_chars),
+    Field(description=_PLAIN_TEXT),
 ]
 Language = Annotated[
     str,
@@ -148,7 +161,10 @@ Tags = Annotated[
     list[Annotated[str, StringConstraints(max_length=50)]],
     Field(min_length=1, max_length=20),
     AfterValidator(_tags),
-    Field(description="1-20 tags, each at most 50 characters; trimmed, lower-cased, de-duplicated"),
+    Field(
+        description="1-20 tags, each at most 50 characters, not blank once trimmed, without "
+        "control characters; trimmed, lower-cased, de-duplicated"
+    ),
 ]
 RepositoryUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_http_url)
@@ -163,13 +179,18 @@ def _no_nul(value: str) -> str:
 
 
 Documentation = Annotated[
-    str, Field(max_length=200_000, description="markdown"), AfterValidator(_no_nul)
+    str,
+    Field(max_length=200_000, description="markdown; no NUL characters"),
+    AfterValidator(_no_nul),
 ]
-Description = Annotated[str, Field(max_length=10_000), AfterValidator(_no_nul)]
+Description = Annotated[
+    str, Field(max_length=10_000, description="no NUL characters"), AfterValidator(_no_nul)
+]
 SearchText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
     AfterValidator(_no_control_chars),
+    Field(description=_PLAIN_TEXT),
 ]
 
 

@@ -40,6 +40,8 @@ def _one_year_later(day: date) -> date:
 
 
 class DateRange(ApiModel):
+    """From startDate to endDate, not before it, less than a year later."""
+
     start_date: date
     end_date: date
 

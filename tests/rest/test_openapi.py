@@ -356,3 +356,35 @@ async def test_request_schemas_state_the_rules_the_server_applies(
         schema, body = schema["properties"]["tags"], body["tags"]
     root = {**schema, "components": doc["components"]}
     assert OAS31Validator(root, format_checker=oas31_format_checker).is_valid(body) is valid
+
+
+@pytest.mark.parametrize(
+    ("where", "rule"),
+    [
+        ("AdminAccount.password", "uppercase"),
+        ("UserRegister.password", "special character"),
+        ("PocCreate.title", "control characters"),
+        ("PocCreate.tags", "not blank"),
+        ("PocCreate.description", "NUL"),
+        ("TenantCreate.name", "control characters"),
+        ("SessionCreate.scheduledAt", "in the future"),
+        ("SessionCreate.initialCode", "NUL"),
+        ("DateRange", "less than a year"),
+        ("GET /v1/pocs/suggest prefix", "control characters"),
+    ],
+)
+async def test_rules_a_schema_cannot_state_are_in_its_description(
+    client: TestClient[Any, Any], where: str, rule: str
+) -> None:
+    doc = await document(client)
+    if where.startswith("GET "):
+        _, path, name = where.split()
+        params = doc["paths"][path]["get"]["parameters"]
+        node: dict[str, Any] = next(p for p in params if p["name"] == name)["schema"]
+    else:
+        model, _, field = where.partition(".")
+        node = doc["components"]["schemas"][model]
+        node = node["properties"][field] if field else node
+    descriptions = [node.get("description", "")]
+    descriptions += [option.get("description", "") for option in node.get("anyOf", [])]
+    assert any(rule in text for text in descriptions), node
