@@ -21,7 +21,7 @@ from uuid import UUID
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from pocdojo.core import appkeys
@@ -101,6 +101,7 @@ class Operation:
     websocket: bool = False
     other_responses: tuple[tuple[int, type[BaseModel]], ...] = ()
     body_required: bool = True
+    path_types: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass
@@ -122,8 +123,13 @@ class Routes:
         errors: tuple[int, ...] = (),
         media_type: str = "application/json",
         other_responses: tuple[tuple[int, type[BaseModel]], ...] = (),
+        path_types: dict[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Declare one operation; body and query models are read from the signature."""
+        """Declare one operation; body and query models are read from the signature.
+
+        ``path_types`` gives, for the document, the type the handler checks a path parameter
+        against; "{name:uuid}" in the path is a UUID, and any other parameter a string.
+        """
 
         def register(handler: Handler) -> Handler:
             hints = inspect.get_annotations(handler, eval_str=True)
@@ -146,6 +152,7 @@ class Routes:
                     media_type=media_type,
                     other_responses=other_responses,
                     body_required=body_required,
+                    path_types=tuple((path_types or {}).items()),
                 )
             )
             return handler
@@ -465,14 +472,13 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         "description": doc,
         "tags": [op.tag],
     }
+    path_types = dict(op.path_types)
     parameters: list[dict[str, Any]] = [
         {
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "format": "uuid"}
-            if kind == "uuid"
-            else {"type": "string"},
+            "schema": _path_schema(kind, path_types.get(name)),
         }
         for name, kind in re.findall(r"{(\w+)(?::([^}]+))?}", op.path)
     ]
@@ -530,6 +536,13 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         }
     result["responses"] = responses
     return result
+
+
+def _path_schema(kind: str, declared: Any) -> dict[str, Any]:
+    if declared is not None:
+        schema: dict[str, Any] = TypeAdapter(declared).json_schema()
+        return schema
+    return {"type": "string", "format": "uuid"} if kind == "uuid" else {"type": "string"}
 
 
 def _error_responses(codes: Iterable[int], texts: dict[int, str]) -> dict[str, Any]:

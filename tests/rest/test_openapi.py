@@ -388,3 +388,15 @@ async def test_rules_a_schema_cannot_state_are_in_its_description(
     descriptions = [node.get("description", "")]
     descriptions += [option.get("description", "") for option in node.get("anyOf", [])]
     assert any(rule in text for text in descriptions), node
+
+
+async def test_the_template_id_path_parameter_states_its_rule(
+    client: TestClient[Any, Any],
+) -> None:
+    doc = await document(client)
+    item = doc["paths"]["/v1/notifications/templates/{templateId}"]
+    for method in ("put", "get", "delete"):
+        (param,) = [p for p in item[method]["parameters"] if p["in"] == "path"]
+        schema = param["schema"]
+        assert (schema["minLength"], schema["maxLength"]) == (1, 50), method
+        assert schema["pattern"] == r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", method
