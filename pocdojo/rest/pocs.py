@@ -287,7 +287,7 @@ async def create_poc(ctx: Ctx, body: PocCreate) -> PocOut:
     return poc_out(poc)
 
 
-@routes.op("GET", "/v1/pocs/search", response=SearchResult)
+@routes.op("GET", "/v1/pocs/search", response=SearchResult, errors=(403,))
 async def search_pocs(ctx: Ctx, query: SearchQuery) -> SearchResult:
     """Search the tenant's POCs by name (partial, typo-tolerant), language, tags, full text,
     owner and creation date, with facets by language and tag under the same filters."""

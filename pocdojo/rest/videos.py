@@ -105,7 +105,7 @@ async def _status(ctx: Ctx, video: jobs_db.Video) -> VideoStatus:
     response=VideoAccepted,
     status=202,
     roles=("admin", "user"),
-    errors=(403, 422),
+    errors=(403, 404, 422),
 )
 async def generate_yearly_video(ctx: Ctx, body: VideoGenerate) -> VideoAccepted:
     """Request the yearly video of a user's POCs (the caller's own; admins: any user's)."""

@@ -400,3 +400,20 @@ async def test_the_template_id_path_parameter_states_its_rule(
         schema = param["schema"]
         assert (schema["minLength"], schema["maxLength"]) == (1, 50), method
         assert schema["pattern"] == r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", method
+
+
+async def test_refusals_fuzzing_found_are_documented(
+    client: TestClient[Any, Any], admin: Account
+) -> None:
+    doc = await document(client)
+    refusals: list[tuple[str, str, dict[str, Any], int]] = [
+        # Another tenant's id in the query.
+        ("get", "/v1/pocs/search", {"params": {"tenantId": str(uuid.uuid4())}}, 403),
+        # An admin asking for the video of a user not in the tenant.
+        ("post", "/v1/videos/generate-yearly",
+         {"json": {"userId": str(uuid.uuid4()), "year": 2024}}, 404),
+    ]  # fmt: skip
+    for method, path, kwargs, status in refusals:
+        resp = await client.request(method.upper(), path, headers=admin.auth, **kwargs)
+        assert resp.status == status, await resp.text()
+        assert_matches(doc, response_schema(doc, method, path, status), await resp.json())
