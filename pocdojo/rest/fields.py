@@ -158,7 +158,7 @@ Language = Annotated[
     Field(description=f"one of: {', '.join(LANGUAGES)} (any case)"),
 ]
 Tags = Annotated[
-    list[Annotated[str, StringConstraints(max_length=50)]],
+    list[Annotated[str, StringConstraints(min_length=1, max_length=50)]],
     Field(min_length=1, max_length=20),
     AfterValidator(_tags),
     Field(

@@ -343,6 +343,8 @@ async def test_request_schemas_refuse_unknown_fields(
         ("UserPatch", {"isActive": False}, True),
         # Tags are at most 50 characters.
         ("PocCreate", {"tags": ["t" * 51]}, False),
+        # And not empty.
+        ("PocCreate", {"tags": [""]}, False),
         # Yearly videos start in 2020.
         ("VideoGenerate", {"userId": str(uuid.uuid4()), "year": 2019}, False),
     ],
