@@ -190,8 +190,12 @@ class Routes:
         """Add every operation to ``app``'s router."""
         for operation in self.operations:
             handler = operation.handler if operation.websocket else _endpoint(operation)
-            path = operation.path.replace(":uuid}", f":{_UUID_SEGMENT}}}")
-            app.router.add_route(operation.method, path, handler)
+            # A socket takes any id, to close a malformed one with 4404 once upgraded: a stock
+            # client stops there, while a refused handshake has it retry forever.
+            segment = "}" if operation.websocket else f":{_UUID_SEGMENT}}}"
+            app.router.add_route(
+                operation.method, operation.path.replace(":uuid}", segment), handler
+            )
 
 
 # A path parameter written "{name:uuid}" matches hex digits and hyphens only, so a literal path
