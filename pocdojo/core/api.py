@@ -21,7 +21,7 @@ from uuid import UUID
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from pocdojo.core import appkeys
@@ -101,6 +101,7 @@ class Operation:
     websocket: bool = False
     other_responses: tuple[tuple[int, type[BaseModel]], ...] = ()
     body_required: bool = True
+    path_types: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass
@@ -122,8 +123,13 @@ class Routes:
         errors: tuple[int, ...] = (),
         media_type: str = "application/json",
         other_responses: tuple[tuple[int, type[BaseModel]], ...] = (),
+        path_types: dict[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Declare one operation; body and query models are read from the signature."""
+        """Declare one operation; body and query models are read from the signature.
+
+        ``path_types`` gives, for the document, the type the handler checks a path parameter
+        against; "{name:uuid}" in the path is a UUID, and any other parameter a string.
+        """
 
         def register(handler: Handler) -> Handler:
             hints = inspect.get_annotations(handler, eval_str=True)
@@ -146,6 +152,7 @@ class Routes:
                     media_type=media_type,
                     other_responses=other_responses,
                     body_required=body_required,
+                    path_types=tuple((path_types or {}).items()),
                 )
             )
             return handler
@@ -183,7 +190,18 @@ class Routes:
         """Add every operation to ``app``'s router."""
         for operation in self.operations:
             handler = operation.handler if operation.websocket else _endpoint(operation)
-            app.router.add_route(operation.method, operation.path, handler)
+            # A socket takes any id, to close a malformed one with 4404 once upgraded: a stock
+            # client stops there, while a refused handshake has it retry forever.
+            segment = "}" if operation.websocket else f":{_UUID_SEGMENT}}}"
+            app.router.add_route(
+                operation.method, operation.path.replace(":uuid}", segment), handler
+            )
+
+
+# A path parameter written "{name:uuid}" matches hex digits and hyphens only, so a literal path
+# beside an id route (/v1/users/me beside /v1/users/{userId:uuid}) is not also matched by the id
+# route: it is not handed to the id's handler, and its 405 lists its own methods only.
+_UUID_SEGMENT = "[0-9A-Fa-f-]+"
 
 
 def _body_model(hint: Any) -> tuple[type[BaseModel] | None, bool]:
@@ -458,9 +476,15 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         "description": doc,
         "tags": [op.tag],
     }
+    path_types = dict(op.path_types)
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"{(\w+)(?::[^}]+)?}", op.path)
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": _path_schema(kind, path_types.get(name)),
+        }
+        for name, kind in re.findall(r"{(\w+)(?::([^}]+))?}", op.path)
     ]
     if op.query is not None:
         schema = op.query.model_json_schema(by_alias=True)
@@ -516,6 +540,13 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         }
     result["responses"] = responses
     return result
+
+
+def _path_schema(kind: str, declared: Any) -> dict[str, Any]:
+    if declared is not None:
+        schema: dict[str, Any] = TypeAdapter(declared).json_schema()
+        return schema
+    return {"type": "string", "format": "uuid"} if kind == "uuid" else {"type": "string"}
 
 
 def _error_responses(codes: Iterable[int], texts: dict[int, str]) -> dict[str, Any]:

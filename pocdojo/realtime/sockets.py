@@ -168,7 +168,7 @@ def _socket(request: web.Request) -> web.WebSocketResponse:
     return web.WebSocketResponse(max_msg_size=limit * 4, heartbeat=_HEARTBEAT, compress=False)
 
 
-@routes.socket("/v1/dojos/sessions/{sessionId}/doc")
+@routes.socket("/v1/dojos/sessions/{sessionId:uuid}/doc")
 async def doc_socket(request: web.Request) -> web.WebSocketResponse:
     """The session's shared document over the y-websocket protocol (binary frames).
 
@@ -179,7 +179,7 @@ async def doc_socket(request: web.Request) -> web.WebSocketResponse:
     return await _open(request, "doc", _doc_messages)
 
 
-@routes.socket("/v1/dojos/sessions/{sessionId}/events")
+@routes.socket("/v1/dojos/sessions/{sessionId:uuid}/events")
 async def events_socket(request: web.Request) -> web.WebSocketResponse:
     """The session's events as JSON text frames: chat, presence, WebRTC signaling, recording.
 

@@ -82,8 +82,12 @@ async def login(ctx: Ctx, body: LoginRequest) -> LoginResponse:
     ip_key = f"login:ip:{ctx.client_ip}"
     # Refuse a blocked address before it costs a query; the reservation below enforces.
     await limiter.ensure_below(ip_key, limit=settings.login_fail_limit_ip, what="failed logins")
-    async with tenant_tx(pool, None) as conn:
-        tenant_id, name = await users_db.login_target(conn, body.tenant_id, body.username)
+    if "\x00" in body.tenant_id or "\x00" in body.username:
+        # PostgreSQL text cannot hold NUL, so no tenant or user is named with one.
+        tenant_id, name = None, body.username.lower()
+    else:
+        async with tenant_tx(pool, None) as conn:
+            tenant_id, name = await users_db.login_target(conn, body.tenant_id, body.username)
     # Keyed by the resolved tenant, so naming it by id or by domain counts as one account, and
     # by the name as the lookup folds it, so every spelling that finds the user counts as one.
     tenant_ref = str(tenant_id) if tenant_id else body.tenant_id.lower()

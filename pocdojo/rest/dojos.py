@@ -33,9 +33,11 @@ class SessionCreate(ApiModel):
     poc_id: UUID
     description: Description | None = None
     language: Language | None = None
-    initial_code: str | None = Field(None, max_length=_MAX_INITIAL_CODE)
+    initial_code: str | None = Field(
+        None, max_length=_MAX_INITIAL_CODE, description="no NUL characters"
+    )
     max_participants: int = Field(10, ge=2, le=50)
-    scheduled_at: AwareTimestamp | None = None
+    scheduled_at: AwareTimestamp | None = Field(None, description="in the future")
     host_user_id: UUID | None = None
     tenant_id: UUID | None = None
 
@@ -267,7 +269,9 @@ async def create_session(ctx: Ctx, body: SessionCreate) -> SessionCreated:
     )
 
 
-@routes.op("POST", "/v1/dojos/sessions/{sessionId}/join", response=Joined, errors=(403, 404, 409))
+@routes.op(
+    "POST", "/v1/dojos/sessions/{sessionId:uuid}/join", response=Joined, errors=(403, 404, 409)
+)
 async def join_session(ctx: Ctx, body: JoinRequest) -> Joined:
     """Join with the session's join code (optionally as a read-only observer).
 
@@ -279,7 +283,9 @@ async def join_session(ctx: Ctx, body: JoinRequest) -> Joined:
     if body.user_id is not None and body.user_id != me.user_id:
         raise Forbidden("userId does not match the token", code="user_mismatch")
     session = await _session(ctx, for_update=True)
-    if not hmac.compare_digest(body.join_code.strip().upper(), session.join_code):
+    # As bytes: compare_digest refuses str holding anything but ASCII.
+    code = body.join_code.strip().upper().encode()
+    if not hmac.compare_digest(code, session.join_code.encode()):
         raise Forbidden("wrong join code", code="invalid_join_code")
     if session.status == "ended":
         raise Conflict("the session has ended", code="session_ended")
@@ -305,7 +311,9 @@ async def join_session(ctx: Ctx, body: JoinRequest) -> Joined:
     )
 
 
-@routes.op("GET", "/v1/dojos/sessions/{sessionId}/ice", response=IceConfig, errors=(403, 404, 409))
+@routes.op(
+    "GET", "/v1/dojos/sessions/{sessionId:uuid}/ice", response=IceConfig, errors=(403, 404, 409)
+)
 async def session_ice(ctx: Ctx) -> IceConfig:
     """The ICE servers for the session's voice (participants and observers only): STUN
     URLs, and TURN URLs with credentials for the caller that expire after ``ttlSeconds``."""
@@ -345,7 +353,7 @@ async def list_sessions(ctx: Ctx, query: PageQuery) -> SessionList:
     )
 
 
-@routes.op("GET", "/v1/dojos/sessions/{sessionId}", response=SessionOut, errors=(404,))
+@routes.op("GET", "/v1/dojos/sessions/{sessionId:uuid}", response=SessionOut, errors=(404,))
 async def get_session(ctx: Ctx) -> SessionOut:
     """A session with its participants: role, when they joined, and whether online now."""
     session = await _session(ctx)
@@ -380,7 +388,7 @@ async def get_session(ctx: Ctx) -> SessionOut:
 
 @routes.op(
     "POST",
-    "/v1/dojos/sessions/{sessionId}/start",
+    "/v1/dojos/sessions/{sessionId:uuid}/start",
     response=Started,
     roles=("admin", "user"),
     errors=(403, 404, 409),
@@ -399,7 +407,7 @@ async def start_session(ctx: Ctx) -> Started:
 
 @routes.op(
     "POST",
-    "/v1/dojos/sessions/{sessionId}/end",
+    "/v1/dojos/sessions/{sessionId:uuid}/end",
     response=Ended,
     roles=("admin", "user"),
     errors=(403, 404, 409),
@@ -431,7 +439,7 @@ async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
     )
 
 
-@routes.op("GET", "/v1/dojos/sessions/{sessionId}/chat", response=ChatPage, errors=(403, 404))
+@routes.op("GET", "/v1/dojos/sessions/{sessionId:uuid}/chat", response=ChatPage, errors=(403, 404))
 async def chat_history(ctx: Ctx, query: ChatQuery) -> ChatPage:
     """Chat messages, oldest first: the newest ``limit``, or those sent before ``before``
     (pass the oldest ``sentAt`` you have to page back). Participants only."""
@@ -449,7 +457,7 @@ async def chat_history(ctx: Ctx, query: ChatQuery) -> ChatPage:
 
 
 @routes.op(
-    "GET", "/v1/dojos/sessions/{sessionId}/snapshots", response=SnapshotList, errors=(403, 404)
+    "GET", "/v1/dojos/sessions/{sessionId:uuid}/snapshots", response=SnapshotList, errors=(403, 404)
 )
 async def snapshots(ctx: Ctx) -> SnapshotList:
     """The code as it stood at intervals while the session ran and when it ended."""

@@ -83,7 +83,7 @@ async def add_favorite(ctx: Ctx, body: FavoriteAdd) -> FavoriteOut:
     )
 
 
-@routes.op("GET", "/v1/favorites/user/{userId}", response=FavoriteList, errors=(403, 404))
+@routes.op("GET", "/v1/favorites/user/{userId:uuid}", response=FavoriteList, errors=(403, 404))
 async def list_favorites(ctx: Ctx, query: PageQuery) -> FavoriteList:
     """A user's favorites with POC details, newest first (the user themself or an admin)."""
     me = ctx.principal
@@ -111,7 +111,7 @@ async def list_favorites(ctx: Ctx, query: PageQuery) -> FavoriteList:
     )
 
 
-@routes.op("DELETE", "/v1/favorites/{favoriteId}", response=Removed, errors=(403, 404))
+@routes.op("DELETE", "/v1/favorites/{favoriteId:uuid}", response=Removed, errors=(403, 404))
 async def remove_favorite(ctx: Ctx) -> Removed:
     """Remove one of the caller's favorites."""
     favorite_id = ctx.path_id("favoriteId", "favorite")

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AwareDatetime, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    EmailStr,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from pocdojo.core.languages import LANGUAGES, canonical_language
 
@@ -55,16 +66,27 @@ def _email_length(value: str) -> str:
     return value
 
 
-Password = Annotated[str, Field(min_length=8, max_length=128), AfterValidator(_password_policy)]
+Password = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=128,
+        description="with an uppercase and a lowercase letter, a number and a special character",
+    ),
+    AfterValidator(_password_policy),
+]
 Username = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,49}$"),
     Field(description="3-50 characters: letters, digits, '.', '_' or '-'"),
 ]
+_PLAIN_TEXT = "not blank once trimmed; no control characters"
+
 FullName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_no_control_chars),
+    Field(description=_PLAIN_TEXT),
 ]
 Email = Annotated[EmailStr, AfterValidator(_email_length)]
 Domain = Annotated[
@@ -82,6 +104,7 @@ Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_no_control_chars),
+    Field(description=_PLAIN_TEXT),
 ]
 
 
@@ -127,6 +150,7 @@ PocTitle = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_no_control_chars),
+    Field(description=_PLAIN_TEXT),
 ]
 Language = Annotated[
     str,
@@ -134,10 +158,13 @@ Language = Annotated[
     Field(description=f"one of: {', '.join(LANGUAGES)} (any case)"),
 ]
 Tags = Annotated[
-    list[Annotated[str, StringConstraints(max_length=200)]],
+    list[Annotated[str, StringConstraints(min_length=1, max_length=50)]],
     Field(min_length=1, max_length=20),
     AfterValidator(_tags),
-    Field(description="1-20 tags, each at most 50 characters; trimmed, lower-cased, de-duplicated"),
+    Field(
+        description="1-20 tags, each at most 50 characters, not blank once trimmed, without "
+        "control characters; trimmed, lower-cased, de-duplicated"
+    ),
 ]
 RepositoryUrl = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_http_url)
@@ -152,13 +179,18 @@ def _no_nul(value: str) -> str:
 
 
 Documentation = Annotated[
-    str, Field(max_length=200_000, description="markdown"), AfterValidator(_no_nul)
+    str,
+    Field(max_length=200_000, description="markdown; no NUL characters"),
+    AfterValidator(_no_nul),
 ]
-Description = Annotated[str, Field(max_length=10_000), AfterValidator(_no_nul)]
+Description = Annotated[
+    str, Field(max_length=10_000, description="no NUL characters"), AfterValidator(_no_nul)
+]
 SearchText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
     AfterValidator(_no_control_chars),
+    Field(description=_PLAIN_TEXT),
 ]
 
 
@@ -173,13 +205,35 @@ def _convertible_to_utc(value: datetime) -> datetime:
     return value
 
 
+_RFC_3339_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}")
+
+
+_DATETIME = TypeAdapter(datetime)
+
+
+def _rfc_3339_text(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # The document says date-time (RFC 3339); pydantic would also take a date alone, a space
+    # for the T, or a number for Unix time, as it reads query strings leniently. The text is
+    # parsed here: a strict body refuses text handed on from a function validator.
+    if isinstance(value, str) and _RFC_3339_START.match(value):
+        try:
+            value = _DATETIME.validate_python(value)
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"]) from exc
+    if not isinstance(value, datetime):
+        raise ValueError("must be a date-time such as 2024-01-31T12:00:00Z")
+    return handler(value)
+
+
 Timestamp = Annotated[
     datetime,
+    WrapValidator(_rfc_3339_text),
     AfterValidator(_convertible_to_utc),
     Field(description="ISO 8601, between the years 1 and 9999 once in UTC"),
 ]
 AwareTimestamp = Annotated[
     AwareDatetime,
+    WrapValidator(_rfc_3339_text),
     AfterValidator(_convertible_to_utc),
     Field(description="ISO 8601 with a time zone, between the years 1 and 9999 once in UTC"),
 ]

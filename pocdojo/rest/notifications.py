@@ -192,6 +192,7 @@ async def send_email(ctx: Ctx, body: EmailSend) -> EmailAccepted:
     roles=("admin",),
     errors=(403, 422),
     other_responses=((201, TemplateOut),),
+    path_types={"templateId": TemplateId},
 )
 async def put_template(ctx: Ctx, body: TemplateBody) -> web.StreamResponse:
     """Create or replace an email template (admins). Jinja syntax, sandboxed."""
@@ -231,7 +232,13 @@ async def list_templates(ctx: Ctx) -> TemplateList:
     )
 
 
-@routes.op("GET", "/v1/notifications/templates/{templateId}", response=TemplateOut, errors=(404,))
+@routes.op(
+    "GET",
+    "/v1/notifications/templates/{templateId}",
+    response=TemplateOut,
+    errors=(404,),
+    path_types={"templateId": TemplateId},
+)
 async def get_template(ctx: Ctx) -> TemplateOut:
     """One email template."""
     found = await jobs_db.get_template(ctx.conn, _template_id(ctx))
@@ -246,6 +253,7 @@ async def get_template(ctx: Ctx) -> TemplateOut:
     status=204,
     roles=("admin",),
     errors=(403, 404),
+    path_types={"templateId": TemplateId},
 )
 async def delete_template(ctx: Ctx) -> web.StreamResponse:
     """Delete an email template (admins)."""
@@ -258,8 +266,9 @@ async def delete_template(ctx: Ctx) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-# Declared last: aiohttp matches in order, and /templates must win over /{notificationId}.
-@routes.op("GET", "/v1/notifications/{notificationId}", response=NotificationStatus, errors=(404,))
+@routes.op(
+    "GET", "/v1/notifications/{notificationId:uuid}", response=NotificationStatus, errors=(404,)
+)
 async def notification_status(ctx: Ctx) -> NotificationStatus:
     """Delivery status of a notification, with the message id each recipient's server gave."""
     note: jobs_db.Notification = await visible(ctx, "email", "notificationId", "notification")

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from pocdojo.core import appkeys
 from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
@@ -47,14 +48,24 @@ class PocCreate(ApiModel):
     tenant_id: UUID
 
 
+def _changes_schema(schema: dict[str, Any]) -> None:
+    """At least one field; one that cannot be cleared is neither nullable nor null by default."""
+    schema["minProperties"] = 1
+    for field in schema["properties"].values():
+        if "anyOf" not in field and field.get("default", ...) is None:
+            del field["default"]
+
+
 class PocUpdate(ApiModel):
-    title: PocTitle | None = None
-    description: Description | None = None
-    language: Language | None = None
-    tags: Tags | None = None
+    model_config = ConfigDict(json_schema_extra=_changes_schema)
+
+    title: PocTitle | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    language: Language | SkipJsonSchema[None] = None
+    tags: Tags | SkipJsonSchema[None] = None
     repository_url: RepositoryUrl | None = None
     documentation: Documentation | None = None
-    status: PocStatus | None = None
+    status: PocStatus | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _something(self) -> PocUpdate:
@@ -276,7 +287,7 @@ async def create_poc(ctx: Ctx, body: PocCreate) -> PocOut:
     return poc_out(poc)
 
 
-@routes.op("GET", "/v1/pocs/search", response=SearchResult)
+@routes.op("GET", "/v1/pocs/search", response=SearchResult, errors=(403,))
 async def search_pocs(ctx: Ctx, query: SearchQuery) -> SearchResult:
     """Search the tenant's POCs by name (partial, typo-tolerant), language, tags, full text,
     owner and creation date, with facets by language and tag under the same filters."""
@@ -331,7 +342,7 @@ async def my_pocs(ctx: Ctx, query: PageQuery) -> PocList:
     return await _owned_by(ctx, ctx.principal.user_id, query)
 
 
-@routes.op("GET", "/v1/users/{userId}/pocs", response=PocList, errors=(404,))
+@routes.op("GET", "/v1/users/{userId:uuid}/pocs", response=PocList, errors=(404,))
 async def user_pocs(ctx: Ctx, query: PageQuery) -> PocList:
     """A user's POCs, newest first; users of other tenants do not exist here (404)."""
     user = await users_db.get(ctx.conn, ctx.path_id("userId", "user"))
@@ -354,7 +365,7 @@ async def _owned_by(ctx: Ctx, user_id: UUID, query: PageQuery) -> PocList:
     )
 
 
-@routes.op("GET", "/v1/pocs/{pocId}", response=PocOut, errors=(404,))
+@routes.op("GET", "/v1/pocs/{pocId:uuid}", response=PocOut, errors=(404,))
 async def get_poc(ctx: Ctx) -> PocOut:
     """A POC with its metrics; each read counts one view."""
     poc_id, tenant_id = ctx.path_id("pocId", "POC"), ctx.principal.tenant_id
@@ -375,7 +386,7 @@ async def get_poc(ctx: Ctx) -> PocOut:
 
 
 @routes.op(
-    "PUT", "/v1/pocs/{pocId}", response=PocUpdated, roles=("admin", "user"), errors=(403, 404)
+    "PUT", "/v1/pocs/{pocId:uuid}", response=PocUpdated, roles=("admin", "user"), errors=(403, 404)
 )
 async def update_poc(ctx: Ctx, body: PocUpdate) -> PocUpdated:
     """Change a POC (its owner or an admin); at least one field."""
@@ -387,7 +398,7 @@ async def update_poc(ctx: Ctx, body: PocUpdate) -> PocUpdated:
 
 
 @routes.op(
-    "DELETE", "/v1/pocs/{pocId}", response=Deleted, roles=("admin", "user"), errors=(403, 404)
+    "DELETE", "/v1/pocs/{pocId:uuid}", response=Deleted, roles=("admin", "user"), errors=(403, 404)
 )
 async def delete_poc(ctx: Ctx) -> Deleted:
     """Soft-delete a POC (its owner or an admin): it disappears from every read and search."""

@@ -40,6 +40,8 @@ def _one_year_later(day: date) -> date:
 
 
 class DateRange(ApiModel):
+    """From startDate to endDate, not before it, less than a year later."""
+
     start_date: date
     end_date: date
 
@@ -151,13 +153,13 @@ async def generate_report(ctx: Ctx, body: ReportGenerate) -> ReportAccepted:
     )
 
 
-@routes.op("GET", "/v1/reports/{reportId}/status", response=ReportStatus, errors=(404,))
+@routes.op("GET", "/v1/reports/{reportId:uuid}/status", response=ReportStatus, errors=(404,))
 async def report_status(ctx: Ctx) -> ReportStatus:
     """A report's status and progress; a download link once it is completed."""
     return await _status(ctx, await _visible(ctx))
 
 
-@routes.op("GET", "/v1/reports/{reportId}/download", status=302, errors=(404, 409))
+@routes.op("GET", "/v1/reports/{reportId:uuid}/download", status=302, errors=(404, 409))
 async def download_report(ctx: Ctx) -> web.StreamResponse:
     """Redirect (302) to an expiring link to the report's file."""
     report = await _visible(ctx)

@@ -169,7 +169,7 @@ async def create_tenant(ctx: Ctx, body: TenantCreate) -> TenantCreated:
     )
 
 
-@routes.op("GET", "/v1/tenants/{tenantId}", response=TenantInfo, errors=(404,))
+@routes.op("GET", "/v1/tenants/{tenantId:uuid}", response=TenantInfo, errors=(404,))
 async def get_tenant(ctx: Ctx) -> TenantInfo:
     """Tenant information, configuration and usage; only for members of that tenant."""
     tenant = await tenants_db.get(ctx.conn, ctx.path_id("tenantId", "tenant"))

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from pocdojo.core import appkeys
 from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
@@ -61,6 +61,16 @@ class PageQuery(ApiModel):
 class UserPatch(ApiModel):
     """Changes to a user. Self: fullName, email, password (email and password need
     currentPassword). Admin, on others: role, isActive, fullName, email."""
+
+    # At least one change, which the document says as: one of them is there and not null.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in ("fullName", "email", "password", "role", "isActive")
+            ]
+        }
+    )
 
     full_name: FullName | None = None
     email: Email | None = None
@@ -150,7 +160,7 @@ async def list_users(ctx: Ctx, query: PageQuery) -> UserPage:
     )
 
 
-@routes.op("GET", "/v1/users/{userId}", response=UserOut, errors=(404,))
+@routes.op("GET", "/v1/users/{userId:uuid}", response=UserOut, errors=(404,))
 async def get_user(ctx: Ctx) -> UserOut:
     """A user's profile; users of other tenants do not exist here (404)."""
     user = await users_db.get(ctx.conn, ctx.path_id("userId", "user"))
@@ -159,7 +169,7 @@ async def get_user(ctx: Ctx) -> UserOut:
     return user_out(user)
 
 
-@routes.op("PATCH", "/v1/users/{userId}", response=UserOut, errors=(403, 404, 409))
+@routes.op("PATCH", "/v1/users/{userId:uuid}", response=UserOut, errors=(403, 404, 409))
 async def update_user(ctx: Ctx, body: UserPatch) -> UserOut:
     """Change a user. Nobody changes their own role or active flag; only admins change others.
 

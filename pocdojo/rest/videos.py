@@ -32,7 +32,7 @@ FIRST_YEAR = 2020
 
 class VideoGenerate(ApiModel):
     user_id: UUID
-    year: int = Field(description=f"from {FIRST_YEAR} to the current year")
+    year: int = Field(ge=FIRST_YEAR, description=f"from {FIRST_YEAR} to the current year")
     include_metrics: bool = False
     template: str = Field("default", description=f"one of: {', '.join(TEMPLATES)}")
     tenant_id: UUID | None = Field(None, description="if given, must be the caller's tenant")
@@ -105,7 +105,7 @@ async def _status(ctx: Ctx, video: jobs_db.Video) -> VideoStatus:
     response=VideoAccepted,
     status=202,
     roles=("admin", "user"),
-    errors=(403, 422),
+    errors=(403, 404, 422),
 )
 async def generate_yearly_video(ctx: Ctx, body: VideoGenerate) -> VideoAccepted:
     """Request the yearly video of a user's POCs (the caller's own; admins: any user's)."""
@@ -151,7 +151,7 @@ async def generate_yearly_video(ctx: Ctx, body: VideoGenerate) -> VideoAccepted:
     )
 
 
-@routes.op("GET", "/v1/videos/{videoId}/status", response=VideoStatus, errors=(404,))
+@routes.op("GET", "/v1/videos/{videoId:uuid}/status", response=VideoStatus, errors=(404,))
 async def video_status(ctx: Ctx) -> VideoStatus:
     """A video's status and progress; download and thumbnail links once completed."""
     video: jobs_db.Video = await visible(ctx, "video", "videoId", "video")

@@ -682,6 +682,17 @@ async def test_an_unknown_session_closes_with_4404(
     assert await close_code(ws) == CloseCode.NOT_FOUND
 
 
+async def test_a_malformed_session_id_closes_with_4404(
+    client: Client, admin: Account, http: aiohttp.ClientSession
+) -> None:
+    # Upgraded and closed, not refused at the handshake: a stock client stops at 4404, while
+    # a failed handshake has it retry forever.
+    dojo = await create_dojo(client, admin)
+    url = dojo.events_url.replace(dojo.session_id, "not-a-session")
+    ws = await http.ws_connect(url + f"?token={dojo.host_token}")
+    assert await close_code(ws) == CloseCode.NOT_FOUND
+
+
 async def test_a_deactivated_user_is_refused_with_4403(
     client: Client, admin: Account, http: aiohttp.ClientSession
 ) -> None:

@@ -195,6 +195,17 @@ async def test_login_failures_are_indistinguishable(client: Client, admin: Accou
     assert all(error == errors[0] for error in errors), errors
 
 
+@pytest.mark.parametrize("field", ["username", "tenantId"])
+async def test_login_with_a_nul_in_a_name_is_401(
+    client: Client, admin: Account, field: str
+) -> None:
+    # No stored name can hold one: PostgreSQL text cannot.
+    names = {"username": admin.username, "tenantId": admin.tenant_id}
+    names[field] += "\x00"
+    resp = await post_login(client, names["username"], PASSWORD, names["tenantId"])
+    await assert_unauthorized(resp, "invalid_credentials")
+
+
 @pytest.mark.parametrize("missing", ["username", "password", "tenantId"])
 async def test_login_missing_field_is_422(client: Client, admin: Account, missing: str) -> None:
     body = {"username": admin.username, "password": PASSWORD, "tenantId": admin.tenant_id}

@@ -327,6 +327,13 @@ async def test_join_with_a_wrong_code_is_403(client: Client, admin: Account) -> 
     assert guest.user_id not in [p["userId"] for p in status["participants"]]
 
 
+async def test_join_with_a_non_ascii_code_is_403(client: Client, admin: Account) -> None:
+    dojo = await create_dojo(client, admin)
+    guest = await register(client, admin)
+    resp = await post_join(client, dojo, guest, joinCode="\u0097\u00e2")
+    await expect_error(resp, 403, "invalid_join_code")
+
+
 async def test_join_code_is_case_insensitive(client: Client, admin: Account) -> None:
     dojo = await create_dojo(client, admin)
     guest = await register(client, admin)

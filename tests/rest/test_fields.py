@@ -74,3 +74,16 @@ def test_every_date_time_refuses_moments_that_cannot_be_converted_to_utc(
     mine = [e for e in caught.value.errors() if e["loc"] == (name,)]
     assert mine, caught.value
     assert "UTC" in mine[0]["msg"]
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "2024-01-31", "2024-01-31 12:00:00Z"])
+@pytest.mark.parametrize(
+    ("model", "name"), datetime_fields(), ids=lambda v: getattr(v, "__name__", v)
+)
+def test_every_date_time_refuses_what_is_not_an_rfc_3339_date_time(
+    model: type[BaseModel], name: str, value: str
+) -> None:
+    """Queries are read leniently, where pydantic would take a number for Unix time."""
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate({name: value})
+    assert [e for e in caught.value.errors() if e["loc"][:1] == (name,)], caught.value

@@ -288,6 +288,24 @@ async def test_plain_gets_on_sockets_match_their_documented_answers(
             assert_matches(doc, response_schema(doc, "get", path, status), await resp.json())
 
 
+async def test_a_405_allows_exactly_the_documented_methods(
+    client: TestClient[Any, Any], admin: Account
+) -> None:
+    """A literal path beside an id route (/v1/users/me beside /v1/users/{userId}) is not also
+    matched by the id route: its 405 lists its own methods only."""
+    doc = await document(client)
+    wrong: list[str] = []
+    for path, item in doc["paths"].items():
+        documented = {m.upper() for m in item if m in METHODS}
+        url = re.sub(r"{\w+}", str(uuid.uuid4()), path)
+        for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - documented):
+            resp = await client.request(method, url, headers=admin.auth)
+            allowed = set(resp.headers.get("Allow", "").split(",")) - {"", "HEAD"}
+            if resp.status != 405 or allowed != documented:
+                wrong.append(f"{method} {path}: {resp.status}, Allow {sorted(allowed)}")
+    assert wrong == []
+
+
 async def test_readyz_503_body_matches_its_documented_schema(make_client: MakeClient) -> None:
     client = await make_client(redis_url=SecretStr("redis://127.0.0.1:1/0"))
     doc = await document(client)
@@ -304,3 +322,100 @@ async def test_request_schemas_refuse_unknown_fields(
     schema = doc["components"]["schemas"][model]
     assert schema.get("additionalProperties") is False
     assert schema["required"]
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "valid"),
+    [
+        # A change names at least one field; title, description, language, tags and status
+        # cannot be cleared, the repository URL and the documentation can.
+        ("PocUpdate", {}, False),
+        ("PocUpdate", {"title": None}, False),
+        ("PocUpdate", {"tags": None}, False),
+        ("PocUpdate", {"status": None}, False),
+        ("PocUpdate", {"repositoryUrl": None}, True),
+        ("PocUpdate", {"title": "New"}, True),
+        # A user change names at least one of fullName, email, password, role and isActive.
+        ("UserPatch", {}, False),
+        ("UserPatch", {"fullName": None}, False),
+        ("UserPatch", {"currentPassword": "Str0ng!Passw0rd"}, False),
+        ("UserPatch", {"fullName": "Ada", "email": None}, True),
+        ("UserPatch", {"isActive": False}, True),
+        # Tags are at most 50 characters.
+        ("PocCreate", {"tags": ["t" * 51]}, False),
+        # And not empty.
+        ("PocCreate", {"tags": [""]}, False),
+        # Yearly videos start in 2020.
+        ("VideoGenerate", {"userId": str(uuid.uuid4()), "year": 2019}, False),
+    ],
+)
+async def test_request_schemas_state_the_rules_the_server_applies(
+    client: TestClient[Any, Any], model: str, body: dict[str, Any], valid: bool
+) -> None:
+    doc = await document(client)
+    schema = doc["components"]["schemas"][model]
+    if model == "PocCreate":
+        schema, body = schema["properties"]["tags"], body["tags"]
+    root = {**schema, "components": doc["components"]}
+    assert OAS31Validator(root, format_checker=oas31_format_checker).is_valid(body) is valid
+
+
+@pytest.mark.parametrize(
+    ("where", "rule"),
+    [
+        ("AdminAccount.password", "uppercase"),
+        ("UserRegister.password", "special character"),
+        ("PocCreate.title", "control characters"),
+        ("PocCreate.tags", "not blank"),
+        ("PocCreate.description", "NUL"),
+        ("TenantCreate.name", "control characters"),
+        ("SessionCreate.scheduledAt", "in the future"),
+        ("SessionCreate.initialCode", "NUL"),
+        ("DateRange", "less than a year"),
+        ("GET /v1/pocs/suggest prefix", "control characters"),
+    ],
+)
+async def test_rules_a_schema_cannot_state_are_in_its_description(
+    client: TestClient[Any, Any], where: str, rule: str
+) -> None:
+    doc = await document(client)
+    if where.startswith("GET "):
+        _, path, name = where.split()
+        params = doc["paths"][path]["get"]["parameters"]
+        node: dict[str, Any] = next(p for p in params if p["name"] == name)["schema"]
+    else:
+        model, _, field = where.partition(".")
+        node = doc["components"]["schemas"][model]
+        node = node["properties"][field] if field else node
+    descriptions = [node.get("description", "")]
+    descriptions += [option.get("description", "") for option in node.get("anyOf", [])]
+    assert any(rule in text for text in descriptions), node
+
+
+async def test_the_template_id_path_parameter_states_its_rule(
+    client: TestClient[Any, Any],
+) -> None:
+    doc = await document(client)
+    item = doc["paths"]["/v1/notifications/templates/{templateId}"]
+    for method in ("put", "get", "delete"):
+        (param,) = [p for p in item[method]["parameters"] if p["in"] == "path"]
+        schema = param["schema"]
+        assert (schema["minLength"], schema["maxLength"]) == (1, 50), method
+        assert schema["pattern"] == r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", method
+
+
+async def test_refusals_fuzzing_found_are_documented(
+    client: TestClient[Any, Any], admin: Account
+) -> None:
+    doc = await document(client)
+    refusals: list[tuple[str, str, dict[str, Any], int]] = [
+        # Another tenant's id in the query.
+        ("get", "/v1/pocs/search", {"params": {"tenantId": str(uuid.uuid4())}}, 403),
+        # An admin asking for the video of a user not in the tenant.
+        ("post", "/v1/videos/generate-yearly",
+         {"json": {"userId": str(uuid.uuid4()), "year": 2024}}, 404),
+    ]  # fmt: skip
+    for method, path, kwargs, status in refusals:
+        resp = await client.request(method.upper(), path, headers=admin.auth, **kwargs)
+        assert resp.status == status, await resp.text()
+        assert_matches(doc, response_schema(doc, method, path, status), await resp.json())
