@@ -117,7 +117,9 @@ async def test_create_answers_with_code_urls_and_host_token(client: Client, admi
         "eventsUrl",
         "participantToken",
         "role",
+        "ice",
     }
+    assert body["ice"] == {"iceServers": [], "ttlSeconds": 6 * 3600}  # none configured
     session_id = str(uuid.UUID(body["sessionId"]))
     assert body["status"] == "created"
     assert body["role"] == "host"

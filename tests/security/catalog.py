@@ -361,6 +361,20 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/v1/dojos/sessions/{sessionId}/ice",
+        call(SESSION + "/ice"),
+        # Only who is in the dojo: an admin who is not gets no TURN credentials either.
+        roles=each(
+            ok(),
+            callers=IN_DOJO,
+            admin=NOT_PARTICIPANT,
+            user=NOT_PARTICIPANT,
+            viewer=NOT_PARTICIPANT,
+        ),
+        cross=each(NOT_FOUND),
+    ),
+    Route(
+        "GET",
         "/v1/dojos/sessions/{sessionId}/chat",
         call(SESSION + "/chat"),
         roles=each(ok(), callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=NOT_PARTICIPANT),
