@@ -214,7 +214,7 @@ class Rooms:
     async def _load(self, session_id: UUID, tenant_id: UUID) -> Room:
         room_key = str(session_id)
         position = await self.bus.position(room_key)
-        doc = await document.load(self.pool, tenant_id, session_id)
+        doc = await document.load(self.pool, tenant_id, session_id, serve=True)
         room = Room(
             session_id,
             tenant_id,
