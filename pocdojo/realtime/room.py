@@ -145,6 +145,8 @@ class Room:
         self.idle_task: asyncio.Task[None] | None = None
         self.on_update: Callable[[int], None] | None = None
         self.on_sent: Callable[[int, float | None], None] | None = None
+        # pycrdt panicked on its document: the room is being dropped (``Rooms.drop_poisoned``).
+        self.poisoned = False
 
     @property
     def empty(self) -> bool:
