@@ -29,7 +29,8 @@ from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
 from pocdojo.core.errors import BadRequest, Forbidden, NotFound, Unavailable
 from pocdojo.core.security import DojoClaims
-from pocdojo.realtime import voice
+from pocdojo.crdt.wire import Malformed
+from pocdojo.realtime import frames, voice
 from pocdojo.realtime.peer import (
     REFUSAL_CODES,
     REFUSALS,
@@ -392,6 +393,11 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 raise SocketClosed(CloseCode.MALFORMED, "not valid JSON") from exc
             peer.send(_error("invalid_message", _first_error(exc)))
+            continue
+        try:
+            frames.js_json(msg.data, "the message")  # read alike by the clients it reaches
+        except Malformed as exc:
+            peer.send(_error("invalid_message", str(exc)))
             continue
         if isinstance(event, PingIn):
             peer.send(json.dumps({"type": "pong"}))
