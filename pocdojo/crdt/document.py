@@ -10,6 +10,9 @@ dependency arrives, and ``Y.encodeStateAsUpdate`` still carries it, so whoever s
 document gets it too. pycrdt keeps it aside as well but leaves it out of ``get_update``;
 ``Document`` puts it back, so that nothing a document was given is dropped by a sync answer, a
 compaction or a snapshot.
+
+Shared types nested in one another are bounded per document (``MAX_TYPES``): see
+``Document.admit``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,19 @@ from pocdojo.crdt import wire
 
 CODE = "code"
 EMPTY_UPDATE = b"\x00\x00"
+# Shared types (maps, arrays, texts, XML nodes within the root ones) a document may gain.
+MAX_TYPES = 1024
+# Past this many, a stored document is not served (``load(serve=True)``): stored before the
+# cap, or by several nodes admitting types at once (each within ``MAX_TYPES``).
+MAX_STORED_TYPES = 8 * MAX_TYPES
+
+
+class TooManyTypes(ValueError):
+    """An update would take the document past ``MAX_TYPES`` shared types."""
+
+
+class UnsafeDocument(Exception):
+    """A stored document holds more shared types than can be served safely."""
 
 
 def new_doc(initial_code: str = "") -> Doc[Any]:
@@ -67,15 +83,66 @@ class Document:
         doc: the pycrdt document.
         held: one update merging every part of what was applied that waits for a dependency
             (None when nothing waits).
+        types: how many items holding a shared type it holds (held ones included, and deleted
+            ones until it is next loaded), once counted (``count_types``; None before).
     """
 
     def __init__(self, doc: Doc[Any] | None = None) -> None:
         self.doc: Doc[Any] = doc if doc is not None else new_doc()
         self.held: bytes | None = None
+        self.types: int | None = None
+        self._held_types: set[tuple[int, int]] = set()
+
+    def count_types(self) -> int:
+        """Count the types the document holds, and from now on those each update brings.
+
+        Only a document that is served counts them: reading the whole state costs about
+        0.3 s a MiB of a much-edited text, spent once when a room is loaded rather than at
+        every compaction.
+        """
+        if self.types is None:
+            self._held_types = _types(self.held) if self.held is not None else set()
+            self.types = len(_types(self.encode()))
+        return self.types
+
+    def admit(self, update: bytes) -> None:
+        """Refuse an update that would take the document past ``MAX_TYPES`` shared types.
+
+        Types nest in one another by reference (an item's parent is another type's item), so
+        a document can nest them as deep as it holds them, across any number of updates, and
+        pycrdt deletes a type, and renders one to JSON, by recursion: some 50,000 levels
+        (700 KB of update) overflow an 8 MiB native stack and kill the process, far fewer
+        on a smaller stack. Capping the types a document holds bounds that depth whatever
+        the updates' order, with no need to know which type each item lives in (an item
+        written after its left neighbour names no parent), and costs a set of ids. A code
+        editor's document is one text (``code``) and perhaps a few maps: a y-codemirror
+        client makes no types at all, so 1,024 leaves room for any few maps and arrays a
+        client adds, and keeps the depth some 50 times below the crash.
+
+        Raises:
+            TooManyTypes: the update would take the document past the cap; it is not applied.
+        """
+        types = self.count_types()
+        new = self._new_types(update)
+        if new and types + len(new) > MAX_TYPES:
+            raise TooManyTypes(
+                f"the document would hold over {MAX_TYPES} shared types ({types} now)"
+            )
+
+    def _new_types(self, update: bytes) -> set[tuple[int, int]]:
+        """The ids of the type items ``update`` brings that the document lacks (not counted)."""
+        ids = _types(update)
+        if not ids:
+            return set()
+        state = wire.state_vector(self.doc.get_state())
+        return {(c, clock) for c, clock in ids if clock >= state.get(c, 0)} - self._held_types
 
     def apply(self, update: bytes) -> None:
         """Integrate an update; what it brings that waits for a dependency is held."""
+        new = self._new_types(update) if self.types is not None else set()
         self.doc.apply_update(update)
+        if self.types is not None:
+            self.types += len(new)
         state = self.doc.get_state()
         rest = get_update(update, state)
         waiting = rest if rest != EMPTY_UPDATE and _waits(rest, state) else None
@@ -85,6 +152,9 @@ class Document:
             if _waits(held, state):
                 waiting = held if waiting is None else merge_updates(held, waiting)
         self.held = waiting
+        if self.types is not None:
+            # Held type items are counted once: integrated later, or sent again, they add none.
+            self._held_types = (self._held_types | new) & _types(waiting) if waiting else set()
 
     def waits(self, update: bytes) -> bool:
         """Whether all of ``update`` that adds anything is held: it waits for a dependency
@@ -108,6 +178,14 @@ class Document:
         return code_of(self.doc)
 
 
+def _types(update: bytes) -> set[tuple[int, int]]:
+    """The ids of the items of ``update`` that hold a shared type."""
+    try:
+        return set(wire.check_update(update))
+    except wire.Malformed:  # stored before the strict reader existed: not counted
+        return set()
+
+
 def doc_from(snapshot: bytes | None, updates: list[bytes]) -> Document:
     """A document holding a stored snapshot and the updates logged after it."""
     document = Document(new_doc())
@@ -118,11 +196,19 @@ def doc_from(snapshot: bytes | None, updates: list[bytes]) -> Document:
     return document
 
 
-async def load(pool: Any, tenant_id: UUID, session_id: UUID) -> Document:
-    """The stored document of a session."""
+async def load(pool: Any, tenant_id: UUID, session_id: UUID, *, serve: bool = False) -> Document:
+    """The stored document of a session.
+
+    Raises:
+        UnsafeDocument: ``serve`` (it is to be edited) and it holds more shared types than
+            ``MAX_STORED_TYPES``: deleting one of them could overflow the stack.
+    """
     async with tenant_tx(pool, tenant_id) as conn:
         stored = await dojos_db.load_doc(conn, session_id)
-    return doc_from(stored.snapshot, stored.updates)
+    document = doc_from(stored.snapshot, stored.updates)
+    if serve and document.count_types() > MAX_STORED_TYPES:
+        raise UnsafeDocument(f"the stored document holds {document.types} shared types")
+    return document
 
 
 async def append(pool: Any, tenant_id: UUID, session_id: UUID, updates: list[bytes]) -> None:

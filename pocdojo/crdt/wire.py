@@ -127,19 +127,27 @@ def state_vector(state: bytes) -> dict[int, int]:
     return clocks
 
 
-def check_update(update: bytes) -> None:
+def check_update(update: bytes) -> list[tuple[int, int]]:
     """Read a v1 update as Yjs does (``readClientsStructRefs``, then ``readDeleteSet``).
+
+    Returns:
+        The ids (client, clock) of the items it carries that hold a shared type.
 
     Raises:
         Malformed: not exactly one update both Yjs and pycrdt read alike.
     """
     reader = Reader(update)
+    types: list[tuple[int, int]] = []
     for _ in range(reader.var_uint()):
         structs = reader.var_uint()
-        reader.var_uint()  # the client
+        client = reader.var_uint()
         clock = reader.var_uint()
         for _ in range(structs):
-            clock += _struct(reader)
+            length = _struct(reader)
+            if length < 0:  # a type: one tick long
+                types.append((client, clock))
+                length = 1
+            clock += length
             if clock > MAX_CLOCK:
                 raise Malformed("a clock past 32 bits")
     for _ in range(reader.var_uint()):
@@ -148,6 +156,7 @@ def check_update(update: bytes) -> None:
             if reader.var_uint() + reader.var_uint() > MAX_CLOCK:
                 raise Malformed("a deleted range past 32 bits")
     reader.done()
+    return types
 
 
 def struct_starts(update: bytes) -> dict[int, int]:
@@ -165,7 +174,8 @@ def struct_starts(update: bytes) -> dict[int, int]:
 
 
 def _struct(reader: Reader) -> int:
-    """Read one struct; returns its length in clock ticks."""
+    """Read one struct; returns its length in clock ticks, or -1 for an item holding a type
+    (one tick long)."""
     info = reader.u8()
     kind = info & _KIND
     if kind in (_GC, _SKIP):
@@ -194,7 +204,7 @@ def _id(reader: Reader) -> None:
 
 
 def _content(reader: Reader, kind: int) -> int:
-    """Read an item's content (Yjs's ``contentRefs``); returns its length."""
+    """Read an item's content (Yjs's ``contentRefs``); returns its length (-1: a type)."""
     if kind == 1:  # deleted
         return reader.var_uint()
     if kind == 2:  # JSON (strings)
@@ -220,7 +230,7 @@ def _content(reader: Reader, kind: int) -> int:
             raise Malformed(f"an unknown type {ref}")
         if ref in (_XML_ELEMENT, _XML_HOOK):
             reader.var_string()  # its name
-        return 1
+        return -1
     if kind == 8:  # values
         count = reader.var_uint()
         for _ in range(count):

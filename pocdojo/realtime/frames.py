@@ -9,7 +9,8 @@ readers take a prefix, and apply an awareness update entry by entry until one fa
 
 Awareness states are JSON, parsed by every stock client with ``JSON.parse``: a state is an
 object or null, with no NaN or Infinity (which Python's ``json`` reads and writes and
-JavaScript refuses) and no number too large for a double.
+JavaScript refuses) and no number too large for a double (``js_json``, which the events
+socket reads its messages with too).
 """
 
 from __future__ import annotations
@@ -133,15 +134,7 @@ def awareness_states(payload: bytes) -> dict[int, dict[str, Any] | None]:
     for _ in range(reader.var_uint()):
         client = reader.var_uint()
         reader.var_uint()  # the clock
-        text = reader.var_string()
-        try:
-            state = json.loads(text, parse_constant=_not_json, parse_float=_finite)
-        except Malformed:
-            raise
-        except RecursionError as exc:
-            raise Malformed("an awareness state nested too deep") from exc
-        except ValueError as exc:  # JSONDecodeError, or an integer of too many digits
-            raise Malformed(f"an awareness state that is not JSON: {exc}") from exc
+        state = js_json(reader.var_string(), "an awareness state")
         if state is not None and not isinstance(state, dict):
             raise Malformed("an awareness state that is neither an object nor null")
         states[client] = state
@@ -149,12 +142,30 @@ def awareness_states(payload: bytes) -> dict[int, dict[str, Any] | None]:
     return states
 
 
-def _not_json(constant: str) -> NoReturn:
-    raise Malformed(f"{constant} in an awareness state")
+def js_json(text: str, what: str) -> Any:
+    """``text`` read as JSON, if JavaScript's ``JSON.parse`` reads it too.
 
+    Python's ``json`` reads (and writes) NaN, Infinity and -Infinity, and a number too large
+    for a double as infinity; ``JSON.parse`` throws on all of them once relayed.
 
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise Malformed("a number too large in an awareness state")
-    return number
+    Raises:
+        Malformed: not JSON, or not JSON to ``JSON.parse`` (``what`` names it in the message).
+    """
+
+    def constant(name: str) -> NoReturn:
+        raise Malformed(f"{name} in {what}")
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            raise Malformed(f"a number too large in {what}")
+        return value
+
+    try:
+        return json.loads(text, parse_constant=constant, parse_float=finite)
+    except Malformed:
+        raise
+    except RecursionError as exc:
+        raise Malformed(f"{what} nested too deep") from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer of too many digits
+        raise Malformed(f"{what} that is not JSON: {exc}") from exc

@@ -34,7 +34,7 @@ from pycrdt import (
     write_message,
 )
 
-from pocdojo.crdt.document import CODE, EMPTY_UPDATE, Document
+from pocdojo.crdt.document import CODE, EMPTY_UPDATE, Document, TooManyTypes
 from pocdojo.crdt.wire import Malformed
 from pocdojo.realtime import frames
 from pocdojo.realtime.bus import parse_range_tag, range_tag
@@ -145,6 +145,8 @@ class Room:
         self.idle_task: asyncio.Task[None] | None = None
         self.on_update: Callable[[int], None] | None = None
         self.on_sent: Callable[[int, float | None], None] | None = None
+        # pycrdt panicked on its document: the room is being dropped (``Rooms.drop_poisoned``).
+        self.poisoned = False
 
     @property
     def empty(self) -> bool:
@@ -300,6 +302,10 @@ class Room:
             self.size = len(self.doc.get_update())
             if self.size + len(update) > self.max_document_bytes:
                 raise SocketClosed(CloseCode.TOO_LARGE, "the document would exceed its size limit")
+        try:
+            self.document.admit(update)
+        except TooManyTypes as exc:
+            raise SocketClosed(CloseCode.MALFORMED, str(exc)) from exc
         # Every update is passed on, even one that adds nothing to the state vector: a
         # deletion changes only the delete set. Duplicates are harmless to every receiver.
         if self.pilot is not None and peer.user_id != self.pilot:

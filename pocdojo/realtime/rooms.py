@@ -214,7 +214,7 @@ class Rooms:
     async def _load(self, session_id: UUID, tenant_id: UUID) -> Room:
         room_key = str(session_id)
         position = await self.bus.position(room_key)
-        doc = await document.load(self.pool, tenant_id, session_id)
+        doc = await document.load(self.pool, tenant_id, session_id, serve=True)
         room = Room(
             session_id,
             tenant_id,
@@ -289,6 +289,43 @@ class Rooms:
             done.set_result(None)
         self.metrics.rooms.set(len(self.rooms))
         log.info("room unloaded", session=str(room.session_id))
+
+    def drop_poisoned(self, room: Room) -> None:
+        """pycrdt panicked on the room's document, which may panic on every edit from now on:
+        forget the room at once, then (in a task of its own, not the socket's) close its
+        sockets with 1011 and store what it accepted and had not stored yet, as the bytes it
+        was given (the document is not touched again). Clients reconnect, once that is
+        stored, to the room loaded afresh from PostgreSQL, and their resync brings it what
+        it lacks."""
+        room.poisoned = True
+        if self.rooms.get(room.session_id) is room:
+            self._cancel_idle(room)
+            del self.rooms[room.session_id]
+            self._stop_turns(room.session_id)
+            self.bus.unsubscribe(str(room.session_id))
+            self.metrics.rooms.set(len(self.rooms))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closing.setdefault(room.session_id, done)
+        task = asyncio.create_task(self._drop(room, done))
+        self._unloading.add(task)
+        task.add_done_callback(self._unloading.discard)
+
+    async def _drop(self, room: Room, done: asyncio.Future[None]) -> None:
+        try:
+            await room.close_all(CloseCode.INTERNAL_ERROR, "internal error, reconnect")
+            writes = Writes(room.remote, room.unsaved, None)
+            room.remote, room.unsaved = [], []
+            if writes.rows():
+                await document.append(self.pool, room.tenant_id, room.session_id, writes.rows())
+                for marker in writes.markers(room.origin):
+                    self.bus.publish(str(room.session_id), b"p", marker)
+        except Exception:  # what is lost here, the clients still hold and send on reconnecting
+            log.exception("storing a dropped room failed", session=str(room.session_id))
+        finally:
+            if self._closing.get(room.session_id) is done:
+                del self._closing[room.session_id]
+            done.set_result(None)
+        log.info("room dropped", session=str(room.session_id))
 
     async def end(self, session_id: UUID, tenant_id: UUID) -> None:
         """The host ended the session: close this node's sockets and tell every other node."""

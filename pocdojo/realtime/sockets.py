@@ -29,7 +29,8 @@ from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import tenant_tx
 from pocdojo.core.errors import BadRequest, Forbidden, NotFound, Unavailable
 from pocdojo.core.security import DojoClaims
-from pocdojo.realtime import voice
+from pocdojo.crdt.wire import Malformed
+from pocdojo.realtime import frames, voice
 from pocdojo.realtime.peer import (
     REFUSAL_CODES,
     REFUSALS,
@@ -289,6 +290,18 @@ async def _serve(
     except _DATABASE_DOWN as exc:
         log.warning("database unreachable; socket closed for a retry", error=str(exc))
         await peer.close(CloseCode.TRY_AGAIN_LATER, "database unavailable, retry")
+    except BaseException as exc:
+        if not _is_panic(exc):
+            raise  # cancellation, KeyboardInterrupt, SystemExit: not ours to stop
+        # pycrdt panicked: its PanicException is a BaseException, past every handler above
+        # and the 1011 of ``_open``. The room's document may panic on every edit from now on:
+        # the room is dropped and its sockets closed for a retry, to a room loaded afresh.
+        if room.poisoned:  # another socket's message panicked first: logged there
+            log.info("socket closed: its room is being reloaded", socket=kind)
+        else:
+            log.error("pycrdt panicked; the room is reloaded", socket=kind, exc_info=exc)
+            rooms.drop_poisoned(room)
+        await peer.close(CloseCode.INTERNAL_ERROR, "internal error")
     finally:
         if kind == "doc":
             room.detach(peer)
@@ -347,7 +360,7 @@ async def _doc_messages(request: web.Request, rooms: Rooms, room: Room, peer: Pe
                 break
     finally:
         # What the client sent before it went is kept, as if it had been read in time.
-        if peer.backlog:
+        if peer.backlog and not room.poisoned:
             with contextlib.suppress(SocketClosed):
                 room.apply_deferred(peer)
 
@@ -380,6 +393,11 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             if any(e["type"] == "json_invalid" for e in exc.errors()):
                 raise SocketClosed(CloseCode.MALFORMED, "not valid JSON") from exc
             peer.send(_error("invalid_message", _first_error(exc)))
+            continue
+        try:
+            frames.js_json(msg.data, "the message")  # read alike by the clients it reaches
+        except Malformed as exc:
+            peer.send(_error("invalid_message", str(exc)))
             continue
         if isinstance(event, PingIn):
             peer.send(json.dumps({"type": "pong"}))
@@ -427,6 +445,15 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
                 "by": str(peer.user_id),
                 "at": _now(),
             })  # fmt: skip
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a panic of Rust code (pycrdt's): pyo3's ``PanicException``, which
+    cannot be imported by name."""
+    return any(
+        cls.__name__ == "PanicException" and cls.__module__ == "pyo3_runtime"
+        for cls in type(exc).__mro__
+    )
 
 
 def _now() -> str:

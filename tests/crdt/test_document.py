@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from aiohttp.test_utils import TestClient
-from pycrdt import Doc, Text
+from pycrdt import Doc, Map, Text
 
 from pocdojo.core import appkeys
 from pocdojo.core.db import dojos as dojos_db
@@ -51,6 +51,28 @@ def test_a_deletion_of_unknown_items_is_held() -> None:
     held.apply(insert)
     assert held.held is None
     assert held.code() == "llo"
+
+
+def test_types_are_counted_once_whether_held_sent_again_or_loaded() -> None:
+    doc: Doc[Any] = Doc(client_id=9)
+    meta = doc.get("meta", type=Map)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    meta["a"] = Map({"b": Map()})  # two types
+    meta["c"] = Map()  # one more, after them
+    second = updates[1]
+    counted = document.Document()
+    assert counted.count_types() == 0
+    counted.admit(second)
+    counted.apply(second)  # waits for the first: held, and counted
+    assert counted.held is not None
+    assert counted.types == 1
+    counted.apply(second)
+    assert counted.types == 1
+    counted.apply(doc.get_update())  # the whole state: only the first update's types are new
+    assert counted.held is None
+    assert counted.types == 3
+    assert document.doc_from(counted.encode(), []).count_types() == 3
 
 
 def test_an_update_already_applied_holds_nothing() -> None:

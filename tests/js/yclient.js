@@ -14,6 +14,8 @@
 //   {"cmd": "sendRaw", "hex": h} / {"cmd": "sendRaw", "string": s}
 //                                              a frame the provider would never send, on
 //                                              provider.ws: binary from hex, or a text frame
+//   {"cmd": "nest", "key": k, "depth": n}    n Y.Maps, each in the one before, under key k of
+//                                              the root map "meta", in one transaction
 //   {"cmd": "get"}
 //   {"cmd": "awareness", "state": {...} | null}
 //   {"cmd": "disconnect"} / {"cmd": "connect"}   provider.disconnect() / provider.connect()
@@ -110,6 +112,18 @@ const commands = {
     const ws = provider.ws
     if (!ws || ws.readyState !== WebSocket.OPEN) throw new Error('not connected')
     ws.send(string !== undefined ? string : Buffer.from(hex, 'hex'))
+  },
+  nest ({ key, depth }) {
+    doc.transact(() => {
+      let parent = doc.getMap('meta')
+      let name = key
+      for (let level = 0; level < depth; level++) {
+        const child = new Y.Map()
+        parent.set(name, child) // integrated at once: the next level goes into a live map
+        parent = child
+        name = 'inner'
+      }
+    })
   },
   get () {},
   awareness ({ state }) { provider.awareness.setLocalState(state) },

@@ -419,6 +419,37 @@ async def test_a_signal_reaches_only_its_addressee(
         await ws.close()
 
 
+# JSON that Python reads and writes but JavaScript's JSON.parse refuses (or, for an integer
+# past a double, reads as Infinity): relayed, it threw in the addressee's browser.
+NOT_JSON_TO_JAVASCRIPT = {
+    "NaN": '{"x": NaN}',
+    "Infinity": '{"x": Infinity}',
+    "-Infinity": '{"a": [1, {"b": -Infinity}]}',
+    "1e400": '{"x": 1e400}',
+    "-1e400": "[-1e400]",
+}
+
+
+@pytest.mark.parametrize("data", NOT_JSON_TO_JAVASCRIPT.values(), ids=list(NOT_JSON_TO_JAVASCRIPT))
+async def test_a_signal_javascript_cannot_parse_is_refused_and_relayed_to_no_one(
+    client: Client, admin: Account, http: aiohttp.ClientSession, data: str
+) -> None:
+    dojo = await create_dojo(client, admin)
+    alice = await register(client, admin)
+    alice_ws, _ = await welcome(http, dojo, await join(client, dojo, alice))
+    host_ws, _ = await welcome(http, dojo, dojo.host_token)
+    await host_ws.send_str(
+        f'{{"type": "signal", "to": "{alice.user_id}", "kind": "offer", "data": {data}}}'
+    )
+    error = await next_event(host_ws, "error")
+    assert error["code"] == "invalid_message", error
+    # Both sockets stay open, and the signal reached no one.
+    assert types(await until_pong(host_ws)) == []
+    assert "signal" not in types(await until_pong(alice_ws))
+    for ws in (alice_ws, host_ws):
+        await ws.close()
+
+
 async def test_a_signal_reaches_every_socket_of_the_addressee(
     client: Client, admin: Account, http: aiohttp.ClientSession
 ) -> None:
