@@ -557,3 +557,12 @@ def _removal(awareness: Awareness, client_ids: list[int]) -> bytes:
             for i in client_ids
         ]
     )
+
+
+def is_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a panic of Rust code (pycrdt's): pyo3's ``PanicException``, which
+    cannot be imported by name."""
+    return any(
+        cls.__name__ == "PanicException" and cls.__module__ == "pyo3_runtime"
+        for cls in type(exc).__mro__
+    )

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -33,7 +33,7 @@ from pocdojo.crdt import document
 from pocdojo.realtime.bus import Bus
 from pocdojo.realtime.peer import REFUSAL_CODES, REFUSALS, CloseCode, role_in_session
 from pocdojo.realtime.randori import OFF, Rotation
-from pocdojo.realtime.room import Room, Writes
+from pocdojo.realtime.room import Room, Writes, is_panic
 
 log = structlog.get_logger(__name__)
 
@@ -290,6 +290,20 @@ class Rooms:
         self.metrics.rooms.set(len(self.rooms))
         log.info("room unloaded", session=str(room.session_id))
 
+    @contextlib.contextmanager
+    def _panics_drop(self, room: Room) -> Iterator[None]:
+        """A pycrdt panic on the room's document inside the block (the bus reader's or the
+        flusher's, which serve every room) drops that room, as a socket's panic does, and
+        goes no further: the task goes on serving the other rooms."""
+        try:
+            yield
+        except BaseException as exc:
+            if not is_panic(exc):
+                raise
+            if not room.poisoned:
+                log.error("pycrdt panicked; the room is reloaded", exc_info=exc)
+                self.drop_poisoned(room)
+
     def drop_poisoned(self, room: Room) -> None:
         """pycrdt panicked on the room's document, which may panic on every edit from now on:
         forget the room at once, then (in a task of its own, not the socket's) close its
@@ -448,7 +462,8 @@ class Rooms:
     async def _remote(self, room: Room, kind: bytes, data: bytes, tag: bytes) -> None:
         room.others_seen = time.monotonic()
         if kind == b"u":
-            room.apply_remote_update(data, tag)
+            with self._panics_drop(room):
+                room.apply_remote_update(data, tag)
         elif kind == b"p":
             room.stored(data)
         elif kind == b"a":
@@ -473,7 +488,8 @@ class Rooms:
         """Persist every room's pending updates; compact and record history when due."""
         for room in list(self.rooms.values()):
             try:
-                await self._persist(room)
+                with self._panics_drop(room):
+                    await self._persist(room)
                 if room.updates_since_compaction >= self.settings.compact_every:
                     room.updates_since_compaction = 0
                     await document.compact(self.pool, room.tenant_id, room.session_id, None)

@@ -42,7 +42,7 @@ from pocdojo.realtime.peer import (
     close_socket,
     role_in_session,
 )
-from pocdojo.realtime.room import Room
+from pocdojo.realtime.room import Room, is_panic
 from pocdojo.realtime.rooms import Rooms, online_users
 
 log = structlog.get_logger(__name__)
@@ -291,7 +291,7 @@ async def _serve(
         log.warning("database unreachable; socket closed for a retry", error=str(exc))
         await peer.close(CloseCode.TRY_AGAIN_LATER, "database unavailable, retry")
     except BaseException as exc:
-        if not _is_panic(exc):
+        if not is_panic(exc):
             raise  # cancellation, KeyboardInterrupt, SystemExit: not ours to stop
         # pycrdt panicked: its PanicException is a BaseException, past every handler above
         # and the 1011 of ``_open``. The room's document may panic on every edit from now on:
@@ -445,15 +445,6 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
                 "by": str(peer.user_id),
                 "at": _now(),
             })  # fmt: skip
-
-
-def _is_panic(exc: BaseException) -> bool:
-    """Whether ``exc`` is a panic of Rust code (pycrdt's): pyo3's ``PanicException``, which
-    cannot be imported by name."""
-    return any(
-        cls.__name__ == "PanicException" and cls.__module__ == "pyo3_runtime"
-        for cls in type(exc).__mro__
-    )
 
 
 def _now() -> str:

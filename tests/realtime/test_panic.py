@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from pycrdt import Text
@@ -24,8 +25,9 @@ from pocdojo.realtime.peer import CloseCode
 from pocdojo.realtime.rooms import Rooms
 from pocdojo.realtime.sockets import rooms_key
 from tests.dojo_helpers import create_dojo, join
-from tests.helpers import Account, register, wait_until
+from tests.helpers import Account, register, signup, wait_until
 from tests.realtime.jsclient import JsFactory, eventually, report_of
+from tests.yclient import YClient
 
 Client = TestClient[Any, Any]
 
@@ -88,3 +90,48 @@ async def test_a_panic_closes_the_socket_with_1011_and_the_room_is_loaded_again(
         return doc.code() == expected + "after\n"
 
     await wait_until(stored)
+
+
+async def test_a_panic_on_another_nodes_update_drops_only_that_room(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bus reader serves every room of its node: a panic applying another node's
+    update drops that room (and is logged once), and the reader goes on with the others."""
+    one, two = await make_client(), await make_client()
+    admin = await signup(one)
+    poisoned, healthy = await create_dojo(one, admin), await create_dojo(one, admin)
+    assert two.app is not None
+    rooms_two: Rooms = two.app[rooms_key]
+
+    def at_two(url: str) -> str:
+        return f"ws://{two.host}:{two.port}/v1/{url.split('/v1/', 1)[1]}"
+
+    async with aiohttp.ClientSession() as http:
+        clients = {}
+        for dojo in (poisoned, healthy):
+            clients[dojo.session_id] = (
+                await YClient.connect(http, dojo.doc(dojo.host_token)),  # node one
+                await YClient.connect(http, at_two(dojo.doc(dojo.host_token))),
+            )
+            for c in clients[dojo.session_id]:
+                await c.synced.wait()
+        room = rooms_two.rooms[UUID(poisoned.session_id)]
+        code = room.doc.get(document.CODE, type=Text)
+
+        def panicking(update: bytes) -> None:
+            del code[10**6 : 10**6 + 1]
+
+        monkeypatch.setattr(room.document, "apply", panicking)
+        with capture_logs() as logs:
+            writer, _ = clients[poisoned.session_id]
+            writer.text += "boom"
+            await wait_until(lambda: UUID(poisoned.session_id) not in rooms_two.rooms)
+            writer, reader = clients[healthy.session_id]
+            writer.text += "still read"
+            await reader.wait_for(lambda: "still read" in reader.code)
+        panics = [e for e in logs if e["event"] == "pycrdt panicked; the room is reloaded"]
+        assert len(panics) == 1
+        assert rooms_two.bus.healthy
+        for pair in clients.values():
+            for c in pair:
+                await c.close()
