@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.conftest import TEST_JWT_SECRET, Engines
 from tests.helpers import PASSWORD, signup_body, unique
@@ -128,6 +128,14 @@ class Site:
         )
         poc_id: str = answer["pocId"]
         return poc_id
+
+    def on_new_poc(self, owner: dict[str, str], title: str) -> tuple[Page, str]:
+        """A new POC of ``owner``'s, and a page signed in as them showing it."""
+        poc_id = self.poc(owner, title)
+        page = self.page()
+        self.sign_in(page, owner, f"/pocs/{poc_id}")
+        expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
+        return page, poc_id
 
     def page(self) -> Page:
         """A page in a fresh browser context (its own storage: another person)."""

@@ -74,9 +74,7 @@ def test_sign_up_create_find_with_a_typo_and_favorite(site: Site, shots: Path) -
 
 def test_edit_and_delete_a_poc(site: Site) -> None:
     admin = site.tenant()
-    poc_id = site.poc(admin, "Ring buffer")
-    page = site.page()
-    site.sign_in(page, admin, f"/pocs/{poc_id}")
+    page, poc_id = site.on_new_poc(admin, "Ring buffer")
     page.get_by_role("link", name="Edit").click()
     expect(page.get_by_role("heading", name="Edit Ring buffer")).to_be_visible()
     assert_accessible(page, "edit POC")

@@ -16,6 +16,25 @@ import { highlighted, languageMode } from './languages.js'
 
 const ROLE_NAMES = { host: 'host', participant: 'participant', observer: 'observer' }
 
+const MONO = "ui-monospace, 'SFMono-Regular', Menlo, Consolas, monospace"
+
+const editorTheme = EditorView.theme({
+  '&': { minHeight: '24rem', backgroundColor: '#ffffff', color: '#1b1b1f', borderRadius: '6px' },
+  '&.cm-focused': { outline: '3px solid #f5a623', outlineOffset: '2px' },
+  '.cm-scroller': { fontFamily: MONO, minHeight: '24rem', lineHeight: '1.5' },
+  // Room above the first line for the name on a cursor there.
+  '.cm-content': { paddingTop: '1.1em' },
+  '.cm-gutters': { color: '#4a4a55', backgroundColor: '#f3f4f7', borderRight: '1px solid #c9c9d3' },
+  // Names on remote cursors stay shown: in a dojo, who types where is the point.
+  '.cm-ySelectionInfo': {
+    opacity: '1 !important',
+    color: '#ffffff',
+    fontFamily: 'system-ui, sans-serif',
+    padding: '0 3px',
+    borderRadius: '3px',
+  },
+})
+
 function readOnlyExtensions(readOnly) {
   return [EditorState.readOnly.of(readOnly), EditorView.contentAttributes.of({ 'aria-readonly': readOnly ? 'true' : 'false' })]
 }
@@ -38,7 +57,8 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
   const endedNote = h('p', { class: 'ended', role: 'alert', hidden: true })
   const editorHost = h('div', { class: 'editor' })
   const participants = h('ul', { class: 'participants', 'aria-label': 'Participants' })
-  const chatLog = h('ol', { class: 'chat-log', role: 'log', 'aria-label': 'Chat messages', 'aria-live': 'polite', tabindex: '0' })
+  const chatList = h('ol', { class: 'chat-list' })
+  const chatLog = h('div', { class: 'chat-log', role: 'log', 'aria-label': 'Chat messages', 'aria-live': 'polite', tabindex: '0' }, chatList)
   const chatInput = h('input', { name: 'message', maxlength: 4000, autocomplete: 'off', required: true })
   const chatForm = h('form', { class: 'chat-form', 'aria-label': 'Send a message' }, h('label', { for: (chatInput.id = uid('chat')) }, 'Message'), chatInput, h('button', { type: 'submit' }, 'Send'))
   const tools = h('div', { class: 'room-tools', role: 'group', 'aria-label': 'Session controls' })
@@ -106,8 +126,13 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
   provider.awareness.setLocalStateField('user', { name: me.username, ...colors })
   const undoManager = new Y.UndoManager(ytext)
   const readOnly = new Compartment()
+  // The editor lives in a shadow root: there CodeMirror's styles are constructed style sheets,
+  // which the page's Content-Security-Policy allows; on the document they would be <style>
+  // elements, which it forbids.
+  const editorRoot = editorHost.attachShadow({ mode: 'open' })
   const view = new EditorView({
-    parent: editorHost,
+    parent: editorRoot,
+    root: editorRoot,
     state: EditorState.create({
       doc: ytext.toString(),
       extensions: [
@@ -120,6 +145,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
         syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
         languageMode(language),
         yCollab(ytext, provider.awareness, { undoManager }),
+        Prec.highest(editorTheme),
         Prec.high(keymap.of(yUndoManagerKeymap)),
         keymap.of(defaultKeymap),
         EditorView.contentAttributes.of({ 'aria-label': `Code of ${session.title}`, 'aria-describedby': readOnlyNote.id }),
@@ -203,7 +229,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     )
   const addChat = (message) => {
     const stick = chatLog.scrollTop + chatLog.clientHeight >= chatLog.scrollHeight - 8
-    chatLog.append(chatItem(message))
+    chatList.append(chatItem(message))
     if (stick) chatLog.scrollTop = chatLog.scrollHeight
   }
 
@@ -216,7 +242,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
         case 'welcome':
           for (const p of message.participants) people.set(p.userId, { ...people.get(p.userId), ...p })
           paintPeople()
-          replace(chatLog, message.chat.map(chatItem))
+          replace(chatList, message.chat.map(chatItem))
           chatLog.scrollTop = chatLog.scrollHeight
           if (message.you && message.you.role !== role) setRole(message.you.role)
           break
