@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class Site:
 
     server: Server
     browser: Browser
+    problems: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -141,7 +142,18 @@ class Site:
         """A page in a fresh browser context (its own storage: another person)."""
         context: BrowserContext = self.browser.new_context(viewport={"width": 1280, "height": 800})
         context.set_default_timeout(15_000)
-        return context.new_page()
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.problems.append(f"uncaught: {error}"))
+        page.on("console", lambda message: self._console(message.type, message.text))
+        return page
+
+    def _console(self, kind: str, text: str) -> None:
+        """Note what the Content-Security-Policy refused. Remote cursors carry their colours
+        in style attributes the policy does not apply (the room re-applies them through the
+        CSSOM), so only those are expected."""
+        refused = kind == "error" and "Content Security Policy" in text
+        if refused and "inline style" not in text:
+            self.problems.append(text)
 
     def sign_in(self, page: Page, account: dict[str, str], path: str = "/pocs") -> None:
         """Log in through the login screen, then go to ``path``."""
@@ -161,3 +173,4 @@ def site(live: Server, browser: Browser) -> Iterator[Site]:
     yield made
     for context in browser.contexts:
         context.close()
+    assert made.problems == [], "the pages met errors or policy refusals"

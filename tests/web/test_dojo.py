@@ -185,3 +185,19 @@ def test_the_host_ends_the_session_and_both_see_it(site: Site, shots: Path) -> N
     expect(guest_page.locator(".cm-content")).to_have_attribute("aria-readonly", "true")
     expect(guest_page.get_by_role("button", name="Send")).to_be_disabled()
     screenshot(guest_page, shots, "dojo-ended")
+
+
+def test_a_role_change_turns_the_editor_read_only_in_place(site: Site) -> None:
+    host_page, guest_page, host, guest, _ = open_dojo(site)
+    content = guest_page.locator(".cm-content")
+    site.rest("PATCH", f"/v1/users/{guest['userId']}", {"role": "viewer"}, host["token"])
+    expect(guest_page.get_by_text("You are observing: the editor is read-only.")).to_be_visible()
+    expect(content).to_have_attribute("aria-readonly", "true")
+    site.rest("PATCH", f"/v1/users/{guest['userId']}", {"role": "user"}, host["token"])
+    expect(content).to_have_attribute("aria-readonly", "false")
+    content.click()
+    guest_page.keyboard.press("Control+End")
+    guest_page.keyboard.type("# back")
+    wait_until(host_page, lambda: "# back" in editor_text(host_page), "the guest's edit")
+    # The same sockets throughout: the page never had to reconnect.
+    expect(guest_page.get_by_role("status").filter(has_text="Connected")).to_be_visible()
