@@ -133,8 +133,7 @@ class Site:
     def on_new_poc(self, owner: dict[str, str], title: str) -> tuple[Page, str]:
         """A new POC of ``owner``'s, and a page signed in as them showing it."""
         poc_id = self.poc(owner, title)
-        page = self.page()
-        self.sign_in(page, owner, f"/pocs/{poc_id}")
+        page = self.signed_in(owner, f"/pocs/{poc_id}")
         expect(page.get_by_role("heading", name=title, level=1)).to_be_visible()
         return page, poc_id
 
@@ -155,8 +154,9 @@ class Site:
         if refused and "inline style" not in text:
             self.problems.append(text)
 
-    def sign_in(self, page: Page, account: dict[str, str], path: str = "/pocs") -> None:
-        """Log in through the login screen, then go to ``path``."""
+    def signed_in(self, account: dict[str, str], path: str = "/pocs") -> Page:
+        """A new page, logged in as ``account`` through the login screen, showing ``path``."""
+        page = self.page()
         page.goto(f"{self.url}/login")
         page.get_by_label("Company domain").fill(account["domain"])
         page.get_by_label("Username").fill(account["username"])
@@ -165,6 +165,7 @@ class Site:
         page.get_by_role("heading", name="POCs", level=1).wait_for()
         if path != "/pocs":
             page.goto(f"{self.url}{path}")
+        return page
 
 
 @pytest.fixture

@@ -65,8 +65,7 @@ def open_dojo(site: Site) -> tuple[Page, Page, dict[str, str], dict[str, str], s
     assert "/dojos/" in link
     assert "code=" in link
 
-    guest_page = site.page()
-    site.sign_in(guest_page, guest)
+    guest_page = site.signed_in(guest)
     guest_page.goto(link)
     expect(guest_page.get_by_role("heading", name="Bowling kata")).to_be_visible()
     expect(guest_page.get_by_role("status").filter(has_text="Connected")).to_be_visible()
@@ -143,8 +142,7 @@ def test_two_people_type_at_once_and_see_each_other(site: Site, shots: Path) -> 
 def test_an_observer_cannot_type(site: Site) -> None:
     host_page, _, host, _, link = open_dojo(site)
     watcher = site.user(host)
-    page = site.page()
-    site.sign_in(page, watcher)
+    page = site.signed_in(watcher)
     page.goto(link + "&role=observer")
     expect(page.get_by_text("You are observing: the editor is read-only.")).to_be_visible()
     wait_until(page, lambda: "return 42" in editor_text(page), "the code, read-only")

@@ -90,8 +90,7 @@ def test_edit_and_delete_a_poc(site: Site) -> None:
 
 def test_logout_clears_everything(site: Site) -> None:
     admin = site.tenant()
-    page = site.page()
-    site.sign_in(page, admin)
+    page = site.signed_in(admin)
     assert page.evaluate("() => Object.keys(localStorage).length") == 0
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Log in", level=1)).to_be_visible()

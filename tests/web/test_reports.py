@@ -18,8 +18,7 @@ JOB_TIMEOUT_MS = 120_000
 def test_request_a_report_and_a_yearly_video(site: Site, shots: Path) -> None:
     admin = site.tenant()
     site.poc(admin, "Bloom filter", "Go")
-    page = site.page()
-    site.sign_in(page, admin, "/reports")
+    page = site.signed_in(admin, "/reports")
     expect(page.get_by_role("heading", name="Reports and videos")).to_be_visible()
     assert_accessible(page, "reports")
 
@@ -57,8 +56,7 @@ def test_the_dojo_list_and_join_form(site: Site, shots: Path) -> None:
         {"title": "Life kata", "pocId": poc_id, "initialCode": "x = 1"},
         host["token"],
     )
-    page = site.page()
-    site.sign_in(page, host, "/dojos")
+    page = site.signed_in(host, "/dojos")
     expect(page.get_by_role("link", name="Life kata")).to_be_visible()
     assert_accessible(page, "dojos")
     page.get_by_label("Join link or session id").fill("not a link")

@@ -12,7 +12,7 @@ import * as Y from 'yjs'
 import { h, replace, uid, when } from '../dom.js'
 import { applyCursorColors, userColor } from './colors.js'
 import { closeReason, eventsSocket } from './events.js'
-import { highlighted, languageMode } from './languages.js'
+import { highlighted, loadLanguage } from './languages.js'
 
 const ROLE_NAMES = { host: 'host', participant: 'participant', observer: 'observer' }
 
@@ -126,6 +126,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
   provider.awareness.setLocalStateField('user', { name: me.username, ...colors })
   const undoManager = new Y.UndoManager(ytext)
   const readOnly = new Compartment()
+  const languageConf = new Compartment()
   // The editor lives in a shadow root: there CodeMirror's styles are constructed style sheets,
   // which the page's Content-Security-Policy allows; on the document they would be <style>
   // elements, which it forbids.
@@ -143,7 +144,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
         indentOnInput(),
         bracketMatching(),
         syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
-        languageMode(language),
+        languageConf.of([]),
         yCollab(ytext, provider.awareness, { undoManager }),
         Prec.highest(editorTheme),
         Prec.high(keymap.of(yUndoManagerKeymap)),
@@ -154,6 +155,10 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     }),
   })
   const stopColors = applyCursorColors(view.dom)
+  let destroyed = false
+  loadLanguage(language).then((mode) => {
+    if (!destroyed) view.dispatch({ effects: languageConf.reconfigure(mode) })
+  })
 
   function setRole(next) {
     role = next
@@ -312,6 +317,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
   return {
     node,
     destroy() {
+      destroyed = true
       events.close()
       stopColors()
       provider.destroy()
