@@ -157,15 +157,19 @@ class Site:
     def signed_in(self, account: dict[str, str], path: str = "/pocs") -> Page:
         """A new page, logged in as ``account`` through the login screen, showing ``path``."""
         page = self.page()
+        self.log_in(page, account)
+        if path != "/pocs":
+            page.goto(f"{self.url}{path}")
+        return page
+
+    def log_in(self, page: Page, account: dict[str, str]) -> None:
+        """Log in as ``account`` through the login screen, which then shows the POCs."""
         page.goto(f"{self.url}/login")
         page.get_by_label("Company domain").fill(account["domain"])
         page.get_by_label("Username").fill(account["username"])
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
         page.get_by_role("heading", name="POCs", level=1).wait_for()
-        if path != "/pocs":
-            page.goto(f"{self.url}{path}")
-        return page
 
 
 @pytest.fixture

@@ -99,3 +99,19 @@ def test_logout_clears_everything(site: Site) -> None:
     expect(page.get_by_role("heading", name="Log in", level=1)).to_be_visible()
     page.goto(f"{site.url}/favorites")
     expect(page.get_by_role("heading", name="Log in", level=1)).to_be_visible()
+
+
+def test_the_access_token_is_refreshed_before_it_expires(site: Site) -> None:
+    admin = site.tenant()
+    page = site.page()
+    page.clock.install()
+    site.log_in(page, admin)
+    kept = page.evaluate("() => sessionStorage.getItem('pocdojo.session')")
+    page.clock.fast_forward("14:30")  # of the access token's 15 minutes
+    with page.expect_request(lambda request: request.url.endswith("/v1/auth/refresh")):
+        page.get_by_role("link", name="Favorites").click()
+    expect(page.get_by_role("heading", name="Favorites")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.getItem('pocdojo.session')") != kept
+    # No access token (a JWT, "eyJ…") is stored: it lives in the app's memory only.
+    stored = page.evaluate("() => JSON.stringify({ ...sessionStorage, ...localStorage })")
+    assert "eyJ" not in stored
