@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,31 @@ def screenshot(page: Page, shots: Path, name: str) -> None:
     if os.environ.get(SCREENSHOTS_ENV) == "1":
         DOCS_SCREENS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENS / f"{name}.png")
+
+
+def editor_text(page: Page) -> str:
+    """The text the page's editor holds (CodeMirror's document, cursor labels aside)."""
+    text: str = page.evaluate(
+        """() => [...document.querySelector('.editor').shadowRoot
+                .querySelectorAll('.cm-content .cm-line')].map((line) => {
+            const copy = line.cloneNode(true)
+            copy.querySelectorAll('.cm-ySelectionInfo').forEach((label) => label.remove())
+            return copy.textContent.replaceAll('\\u2060', '')
+        }).join('\\n')"""
+    )
+    return text
+
+
+def wait_until(
+    page: Page,
+    check: Callable[[], bool],
+    what: str,
+    seen: Callable[[], str] | None = None,
+    seconds: float = 15,
+) -> None:
+    """Poll what the user sees until ``check`` holds; ``seen`` tells what was there instead."""
+    for _ in range(int(seconds * 10)):
+        if check():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"gave up waiting: {what}" + (f"; saw {seen()}" if seen else ""))

@@ -17,9 +17,8 @@ from tests.servers import Server, call, cli_env, serving
 from tests.web.browser import chromium_path
 
 
-@pytest.fixture(scope="session")
-def live(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``pocdojo serve`` on the suite's engines, with a job worker, for the whole session."""
+def serve_env(engines: Engines) -> dict[str, str]:
+    """The environment of a ``pocdojo serve`` on the suite's engines, with a job worker."""
     variables = {
         "DATABASE_URL": engines.database_url,
         "REDIS_URL": engines.redis_url,
@@ -29,8 +28,14 @@ def live(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     }
     if engines.database_app_url:
         variables["DATABASE_APP_URL"] = engines.database_app_url
+    return cli_env(**variables)
+
+
+@pytest.fixture(scope="session")
+def live(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``pocdojo serve`` on the suite's engines, for the whole session."""
     root = tmp_path_factory.mktemp("web-server")
-    with serving(root / "data", cli_env(**variables), root / "logs") as server:
+    with serving(root / "data", serve_env(engines), root / "logs") as server:
         server.wait_until_healthy()
         yield server
 

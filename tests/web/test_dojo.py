@@ -3,46 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.browser import assert_accessible, screenshot
+from tests.web.browser import assert_accessible, editor_text, screenshot, wait_until
 from tests.web.conftest import Site
 
 pytestmark = pytest.mark.timeout(240)
 
 STARTING_CODE = "def kata():\n    return 42\n"
-
-
-def editor_text(page: Page) -> str:
-    """The text the page's editor holds (CodeMirror's document, cursor labels aside)."""
-    text: str = page.evaluate(
-        """() => [...document.querySelector('.editor').shadowRoot
-                .querySelectorAll('.cm-content .cm-line')].map((line) => {
-            const copy = line.cloneNode(true)
-            copy.querySelectorAll('.cm-ySelectionInfo').forEach((label) => label.remove())
-            return copy.textContent.replaceAll('\\u2060', '')
-        }).join('\\n')"""
-    )
-    return text
-
-
-def wait_until(
-    page: Page,
-    check: Callable[[], bool],
-    what: str,
-    seen: Callable[[], str] | None = None,
-    seconds: float = 15,
-) -> None:
-    """Poll what the user sees until ``check`` holds; ``seen`` tells what was there instead."""
-    for _ in range(int(seconds * 10)):
-        if check():
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"gave up waiting: {what}" + (f"; saw {seen()}" if seen else ""))
 
 
 def open_dojo(site: Site) -> tuple[Page, Page, dict[str, str], dict[str, str], str]:
