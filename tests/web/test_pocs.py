@@ -52,6 +52,9 @@ def test_sign_up_create_find_with_a_typo_and_favorite(site: Site, shots: Path) -
     screenshot(page, shots, "poc-detail")
 
     page.get_by_role("link", name="POCs", exact=True).click()
+    page.get_by_label("Name").fill("parser")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("status").filter(has_text="0 POCs found")).to_be_visible()
     page.get_by_label("Name").fill("tokeniser")  # one letter wrong
     page.get_by_role("button", name="Search").click()
     expect(page).to_have_url(re.compile(r"name=tokeniser"))
@@ -115,3 +118,44 @@ def test_the_access_token_is_refreshed_before_it_expires(site: Site) -> None:
     # No access token (a JWT, "eyJ…") is stored: it lives in the app's memory only.
     stored = page.evaluate("() => JSON.stringify({ ...sessionStorage, ...localStorage })")
     assert "eyJ" not in stored
+
+
+def test_search_pages_and_sorts(site: Site, shots: Path) -> None:
+    admin = site.tenant()
+    for i in range(12):
+        site.poc(admin, f"Kata number {i:02d}", "Go" if i % 3 else "Python")
+    page = site.signed_in(admin)
+    page.get_by_label("Sort by").select_option("title")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("status").filter(has_text="12 POCs found")).to_be_visible()
+    expect(page.get_by_text("Page 1 of 2")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"sort=title"))
+    expect(page.locator(".cards h2")).to_have_text([f"Kata number {i:02d}" for i in range(10)])
+    page.get_by_role("button", name="Next page").click()
+    expect(page.get_by_text("Page 2 of 2")).to_be_visible()
+    expect(page.get_by_role("link", name="Kata number 11")).to_be_visible()
+    # A facet narrows the search, and counts stay those of the same filters.
+    page.get_by_role("button", name="Python (4)").click()
+    expect(page.get_by_role("status").filter(has_text="4 POCs found")).to_be_visible()
+    expect(page.get_by_label("Language")).to_have_value("Python")
+    page.go_back()
+    expect(page.get_by_text("Page 2 of 2")).to_be_visible()
+
+
+def test_the_keyboard_alone_logs_in_and_leaves_the_editor(site: Site) -> None:
+    admin = site.tenant()
+    page = site.page()
+    page.goto(f"{site.url}/login")
+    page.keyboard.press("Tab")  # the skip link
+    page.keyboard.press("Tab")
+    for _ in range(10):
+        if page.evaluate("() => document.activeElement.name") == "tenant":
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.type(admin["domain"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(admin["username"])
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="POCs", level=1)).to_be_visible()
