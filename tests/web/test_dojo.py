@@ -154,6 +154,27 @@ def test_the_host_ends_the_session_and_both_see_it(site: Site, shots: Path) -> N
     expect(guest_page.locator(".cm-content")).to_have_attribute("aria-readonly", "true")
     expect(guest_page.get_by_role("button", name="Send")).to_be_disabled()
     screenshot(guest_page, shots, "dojo-ended")
+    assert_accessible(guest_page, "dojo room, ended")
+    guest_page.reload()
+    expect(guest_page.get_by_role("heading", name="This dojo has ended")).to_be_visible()
+
+
+def test_a_room_asks_for_the_join_code_it_lacks(site: Site) -> None:
+    host = site.tenant()
+    guest = site.user(host)
+    poc_id = site.poc(host, "Word wrap")
+    created = site.rest(
+        "POST", "/v1/dojos/sessions", {"title": "Wrap kata", "pocId": poc_id}, host["token"]
+    )
+    page = site.signed_in(guest, f"/dojos/{created['sessionId']}")
+    expect(page.get_by_role("heading", name="Join this dojo")).to_be_visible()
+    assert_accessible(page, "join code")
+    page.get_by_label("Join code").fill("WRONG")
+    page.get_by_role("button", name="Join").click()
+    expect(page.get_by_role("alert")).to_contain_text("wrong join code")
+    page.get_by_label("Join code").fill(created["joinCode"])
+    page.get_by_role("button", name="Join").click()
+    expect(page.get_by_role("heading", name="Wrap kata")).to_be_visible()
 
 
 def test_a_role_change_turns_the_editor_read_only_in_place(site: Site) -> None:

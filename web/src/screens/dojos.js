@@ -120,9 +120,7 @@ export async function dojoRoomScreen({ params, query, onLeave }) {
     if (role === 'observer') sessionStorage.setItem(`${CODE_KEY + sessionId}.role`, role)
   }
   const code = sessionStorage.getItem(CODE_KEY + sessionId)
-  if (!code) {
-    return h('section', null, h('h1', null, 'Join this dojo'), h('p', null, 'Enter the join code the host shared.'), joinFormFor(sessionId))
-  }
+  if (!code) return askForCode(sessionId, null)
   let joined
   try {
     joined = await api('POST', `/v1/dojos/sessions/${sessionId}/join`, {
@@ -131,8 +129,9 @@ export async function dojoRoomScreen({ params, query, onLeave }) {
     })
   } catch (failure) {
     if (failure instanceof ApiError && failure.code === 'session_ended') return ended('This dojo has ended', 'The host ended this session.')
-    if (failure instanceof ApiError && failure.code === 'invalid_join_code') sessionStorage.removeItem(CODE_KEY + sessionId)
-    throw failure
+    if (!(failure instanceof ApiError) || failure.code !== 'invalid_join_code') throw failure
+    sessionStorage.removeItem(CODE_KEY + sessionId)
+    return askForCode(sessionId, failure)
   }
   const session = await api('GET', `/v1/dojos/sessions/${sessionId}`)
   let language = session.language
@@ -157,11 +156,16 @@ export async function dojoRoomScreen({ params, query, onLeave }) {
   return room.node
 }
 
-function joinFormFor(sessionId) {
+function askForCode(sessionId, failure) {
+  return h('section', null, h('h1', null, 'Join this dojo'), h('p', null, 'Enter the join code the host shared.'), joinFormFor(sessionId, failure))
+}
+
+function joinFormFor(sessionId, failure) {
   const error = errorBox()
+  showError(error, failure)
   const form = h(
     'form',
-    { class: 'card narrow', 'aria-label': 'Join code' },
+    { class: 'card narrow', 'aria-label': 'Join this dojo' },
     field('Join code', h('input', { name: 'code', required: true, autocomplete: 'off' })),
     field('Join as', select({ name: 'role' }, [['participant', 'Participant (can type)'], ['observer', 'Observer (read-only)']], 'participant')),
     error,
