@@ -84,8 +84,10 @@ def test_edit_and_delete_a_poc(site: Site) -> None:
     page.get_by_label("Title").fill("Lock-free ring buffer")
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("heading", name="Lock-free ring buffer", level=1)).to_be_visible()
+    confirm = page.get_by_role("button", name="Yes, delete Lock-free ring buffer")
+    expect(confirm).to_be_hidden()  # deleting takes two clicks
     page.get_by_role("button", name="Delete", exact=True).click()
-    page.get_by_role("button", name="Yes, delete Lock-free ring buffer").click()
+    confirm.click()
     expect(page.get_by_role("heading", name="POCs", level=1)).to_be_visible()
     page.goto(f"{site.url}/pocs/{poc_id}")
     expect(page.get_by_role("heading", name="POC not found")).to_be_visible()

@@ -43,9 +43,10 @@ function readOnlyExtensions(readOnly) {
  * Build the room. Returns `{ node, destroy }`.
  *
  * @param {object} opts session (GET answer), joined (join answer), language, me, joinCode,
- *   joinLink, endSession (a function asking the server to end it)
+ *   joinLink, endSession (a function asking the server to end it), earlierChat (a function
+ *   answering the chat messages sent before a time, oldest first)
  */
-export function mountRoom({ session, joined, language, me, joinCode, joinLink, endSession }) {
+export function mountRoom({ session, joined, language, me, joinCode, joinLink, endSession, earlierChat }) {
   const sessionId = session.sessionId
   const isHost = session.hostUserId === me.userId
   let role = joined.role
@@ -58,7 +59,10 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
   const editorHost = h('div', { class: 'editor' })
   const participants = h('ul', { class: 'participants', 'aria-label': 'Participants' })
   const chatList = h('ol', { class: 'chat-list' })
-  const chatLog = h('div', { class: 'chat-log', role: 'log', 'aria-label': 'Chat messages', 'aria-live': 'polite', tabindex: '0' }, chatList)
+  // The welcome brings the last messages; older ones are asked for, a page at a time.
+  const earlier = h('button', { type: 'button', class: 'link', hidden: true }, 'Show earlier messages')
+  let oldestChat = null
+  const chatLog = h('div', { class: 'chat-log', role: 'log', 'aria-label': 'Chat messages', 'aria-live': 'polite', tabindex: '0' }, earlier, chatList)
   const chatInput = h('input', { name: 'message', maxlength: 4000, autocomplete: 'off', required: true })
   const chatForm = h('form', { class: 'chat-form', 'aria-label': 'Send a message' }, h('label', { for: (chatInput.id = uid('chat')) }, 'Message'), chatInput, h('button', { type: 'submit' }, 'Send'))
   const tools = h('div', { class: 'room-tools', role: 'group', 'aria-label': 'Session controls' })
@@ -248,6 +252,8 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
           for (const p of message.participants) people.set(p.userId, { ...people.get(p.userId), ...p })
           paintPeople()
           replace(chatList, message.chat.map(chatItem))
+          oldestChat = message.chat.length ? message.chat[0].sentAt : null
+          earlier.hidden = message.chat.length === 0
           chatLog.scrollTop = chatLog.scrollHeight
           if (message.you && message.you.role !== role) setRole(message.you.role)
           break
@@ -276,6 +282,19 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     },
   })
   paintPeople()
+
+  earlier.addEventListener('click', async () => {
+    if (!oldestChat) return
+    earlier.disabled = true
+    try {
+      const page = await earlierChat(oldestChat)
+      chatList.prepend(...page.messages.map(chatItem))
+      if (page.messages.length) oldestChat = page.messages[0].sentAt
+      earlier.hidden = page.messages.length === 0
+    } finally {
+      earlier.disabled = false
+    }
+  })
 
   chatForm.addEventListener('submit', (event) => {
     event.preventDefault()

@@ -151,6 +151,7 @@ export async function dojoRoomScreen({ params, query, onLeave }) {
     joinCode: code,
     joinLink: joinLink(sessionId, code),
     endSession: () => api('POST', `/v1/dojos/sessions/${sessionId}/end`),
+    earlierChat: (before) => api('GET', `/v1/dojos/sessions/${sessionId}/chat${qs({ before, limit: 50 })}`),
   })
   onLeave(room.destroy)
   return room.node
