@@ -314,6 +314,9 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     setRole(role)
     chatInput.disabled = true
     chatForm.querySelector('button').disabled = true
+    share.hidden = true
+    for (const person of people.values()) person.online = false
+    paintPeople()
     for (const button of tools.querySelectorAll('button')) button.disabled = true
     provider.disconnect()
     events.close()
