@@ -106,3 +106,12 @@ def test_first_load_javascript_fits_the_budget() -> None:
     assert size < JS_BUDGET, f"{size} bytes gzipped in {scripts}"
     # The editor is split off: the room's chunk is not part of the first load.
     assert not any(name.startswith("room-") for name in scripts)
+
+
+def test_the_sources_never_parse_html() -> None:
+    """User-written text reaches the page as text: no source of the app writes markup."""
+    sources = sorted((pages.STATIC.parents[2] / "web" / "src").rglob("*.js"))
+    assert sources
+    markup = re.compile(r"\b(innerHTML|outerHTML|insertAdjacentHTML|document\.write)\b")
+    found = [f"{p.name}: {m}" for p in sources for m in markup.findall(p.read_text())]
+    assert found == []

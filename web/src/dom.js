@@ -17,13 +17,14 @@ export function h(tag, props, ...children) {
   const el = document.createElement(tag)
   for (const [key, value] of Object.entries(props || {})) {
     if (value == null || value === false) continue
-    if (key.startsWith('on') && typeof value === 'function') {
+    if (key.startsWith('on')) {
+      if (typeof value !== 'function') throw new Error(`h: ${key} must be a function`)
       el.addEventListener(key.slice(2).toLowerCase(), value)
     } else if (key === 'class') el.className = value
     else if (key === 'text') el.textContent = String(value)
     else if (key === 'value') el.value = String(value)
     else if (key === 'checked') el.checked = Boolean(value)
-    else if (key === 'style' || key === 'innerHTML') throw new Error(`h: ${key} is not allowed`)
+    else if (key === 'style' || /HTML$/.test(key)) throw new Error(`h: ${key} is not allowed`)
     else el.setAttribute(key, value === true ? '' : String(value))
   }
   append(el, children)
