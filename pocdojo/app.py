@@ -42,6 +42,7 @@ from pocdojo.rest import (
     users,
     videos,
 )
+from pocdojo.web import pages
 
 log = structlog.get_logger(__name__)
 
@@ -223,6 +224,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_going_away)
     for group in ROUTES:
         group.install(app)
+    pages.install(app)  # the browser app: its page and assets, outside the API document
     operations = [op for group in ROUTES for op in group.operations]
     app[appkeys.openapi_key] = openapi_document(operations, version=pocdojo.__version__)
     return app

@@ -46,21 +46,32 @@ class Account:
         return sid
 
 
-async def signup(client: TestClient[Any, Any], **fields: Any) -> Account:
-    """Create a tenant with its admin and log the admin in."""
-    domain = fields.pop("domain", f"{unique('d')}.example")
-    username = fields.pop("username", unique("admin"))
-    body = {
-        "name": fields.pop("name", "Acme Labs"),
+def signup_body(
+    domain: str, username: str, name: str = "Acme Labs", plan: str = "standard"
+) -> dict[str, Any]:
+    """The body of ``POST /v1/tenants``: a tenant and its admin, whose password is PASSWORD."""
+    return {
+        "name": name,
         "domain": domain,
         "contactEmail": f"ops@{domain}",
-        "plan": fields.pop("plan", "standard"),
+        "plan": plan,
         "admin": {
             "username": username,
             "email": f"{username}@{domain}",
             "fullName": "Ada Admin",
             "password": PASSWORD,
         },
+    }
+
+
+async def signup(client: TestClient[Any, Any], **fields: Any) -> Account:
+    """Create a tenant with its admin and log the admin in."""
+    domain = fields.pop("domain", f"{unique('d')}.example")
+    username = fields.pop("username", unique("admin"))
+    body = {
+        **signup_body(
+            domain, username, fields.pop("name", "Acme Labs"), fields.pop("plan", "standard")
+        ),
         **fields,
     }
     resp = await client.post("/v1/tenants", json=body)

@@ -140,9 +140,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(data_dir: Path, env: dict[str, str], logs: Path) -> Iterator[Server]:
-    """Start ``pocdojo serve``; whatever happens, leave nothing running."""
-    port = free_port()
+def serving(
+    data_dir: Path, env: dict[str, str], logs: Path, port: int | None = None
+) -> Iterator[Server]:
+    """Start ``pocdojo serve`` (on ``port``, or a free one); whatever happens, leave nothing
+    running."""
+    port = port or free_port()
     logs.mkdir(parents=True, exist_ok=True)
     stdout_path, stderr_path = logs / "stdout.txt", logs / "stderr.txt"
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:

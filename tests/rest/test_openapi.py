@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from pocdojo.app import create_app
 from pocdojo.core import appkeys
 from pocdojo.core.settings import Settings
+from pocdojo.web import pages
 from tests.helpers import Account, error_of, login
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -85,12 +86,15 @@ async def test_document_is_valid_openapi_3_1(client: TestClient[Any, Any]) -> No
 
 
 def routed(app: web.Application) -> set[tuple[str, str]]:
-    """(method, path template) of every route in ``app``'s router, HEAD aside."""
+    """(method, path template) of every API route in ``app``'s router, HEAD aside (and the
+    web front's page and asset routes, which are no part of the API)."""
     found: set[tuple[str, str]] = set()
     for route in app.router.routes():
         if route.method == "HEAD":
             continue
         assert route.resource is not None
+        if route.resource.canonical in pages.PATHS:
+            continue
         found.add((route.method.lower(), route.resource.canonical))
     return found
 
