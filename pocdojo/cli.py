@@ -93,7 +93,10 @@ def serve(host: str | None, port: int | None, no_worker: bool, data_dir: Path | 
             click.echo(f"started {line}")
         if not started:
             click.echo("using the configured PostgreSQL and Redis; started nothing")
-        click.echo(f"pocdojo listening on http://{resolved.host}:{resolved.port}  (Ctrl-C stops)")
+        click.echo(
+            f"pocdojo listening on http://{resolved.host}:{resolved.port}: open it in a browser,"
+            " sign up your company, start a dojo  (Ctrl-C stops)"
+        )
         run(create_app(resolved), host=resolved.host, port=resolved.port)
         click.echo("stopping")
     click.echo("stopped")
