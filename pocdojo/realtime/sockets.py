@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pocdojo.core import appkeys
 from pocdojo.core.api import Routes
 from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
-from pocdojo.core.errors import BadRequest, Forbidden, NotFound, Unavailable
+from pocdojo.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from pocdojo.core.security import DojoClaims
 from pocdojo.realtime import voice
 from pocdojo.realtime.peer import (
@@ -41,6 +42,7 @@ from pocdojo.realtime.peer import (
     close_socket,
     role_in_session,
 )
+from pocdojo.realtime.recorder import RECORDER, RecorderError
 from pocdojo.realtime.room import Room
 from pocdojo.realtime.rooms import Rooms, online_users
 
@@ -72,7 +74,7 @@ class ChatIn(_Message):
 
 class SignalIn(_Message):
     type: Literal["signal"]
-    to: UUID
+    to: Literal["recorder"] | UUID
     kind: Literal["offer", "answer", "candidate", "bye"]
     data: dict[str, Any] | list[Any] | str | None = None
 
@@ -300,6 +302,8 @@ async def _serve(
                 rooms.background(
                     voice.store(rooms.redis, room.session_id, peer.user_id, voice.LEFT)
                 )
+                if rooms.recorders is not None:
+                    rooms.background(rooms.recorders.left(room.session_id, peer.user_id))
             await _presence(rooms, room, peer, "left")
         await peer.stop()
         await rooms.mark_offline(room.session_id, member)
@@ -398,7 +402,10 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             if not signals.take():
                 peer.send(_error("rate_limited", "too many signals; wait a little"))
                 continue
-            _relay(rooms, room, peer, event)
+            if isinstance(event.to, UUID):
+                _relay(rooms, room, peer, event, event.to)
+            else:
+                await _to_recorder(rooms, room, peer, event)
         elif isinstance(event, VoiceIn):
             if not signals.take():  # speaking flips often: it shares the signals' rate
                 peer.send(_error("rate_limited", "too many voice updates; wait a little"))
@@ -421,12 +428,16 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             if peer.role != "host":
                 peer.send(_error("forbidden", "only the host controls recording"))
                 continue
-            _emit(rooms, room, {
-                "type": "recording",
-                "state": "started" if event.action == "start" else "stopped",
-                "by": str(peer.user_id),
-                "at": _now(),
-            })  # fmt: skip
+            try:
+                async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
+                    recording = await recordings_db.control(
+                        conn, room.session_id, room.tenant_id, peer.user_id, event.action
+                    )
+            except Conflict as exc:
+                peer.send(_error(exc.code, exc.message))
+                continue
+            event_out = recordings_db.recording_event(recording, peer.user_id)
+            await rooms.recording_changed(room.session_id, event_out)
 
 
 def _now() -> str:
@@ -463,6 +474,7 @@ async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -
     async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
         chat = await dojos_db.chat_page(conn, room.session_id, before=None, limit=backlog)
         people = await dojos_db.participants(conn, room.session_id)
+        recording = await recordings_db.running(conn, room.session_id)
     online = await online_users(rooms.redis, room.session_id)
     peer.send(held=False, message=json.dumps({
         "type": "welcome",
@@ -476,6 +488,8 @@ async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -
         "chat": [_chat_event(m.id, m.user_id, m.username, m.text, m.sent_at) for m in chat],
         "randori": rooms.randori_event(room),
         "voice": await voice.in_call(rooms.redis, room.session_id, online),
+        "recording": None if recording is None
+        else recordings_db.recording_event(recording, recording.started_by),
     }))  # fmt: skip
     return {str(m.id) for m in chat}
 
@@ -522,7 +536,26 @@ async def _chat(request: web.Request, rooms: Rooms, room: Room, peer: Peer, text
     _emit(rooms, room, _chat_event(message_id, peer.user_id, peer.username, text, sent_at))
 
 
-def _relay(rooms: Rooms, room: Room, peer: Peer, event: SignalIn) -> None:
+async def _to_recorder(rooms: Rooms, room: Room, peer: Peer, event: SignalIn) -> None:
+    """A signal to the recorder peer of this node: answered to this socket alone."""
+    if rooms.recorders is None:
+        peer.send(_error("not_recording", "this server does not record"))
+        return
+    try:
+        answer = await rooms.recorders.signal(
+            room.session_id, room.tenant_id, peer.user_id, peer.in_voice, event.kind, event.data
+        )
+    except RecorderError as exc:
+        peer.send(_error(exc.code, exc.message))
+        return
+    if answer is not None:
+        peer.send(json.dumps({
+            "type": "signal", "from": RECORDER, "to": str(peer.user_id), "kind": "answer",
+            "data": answer,
+        }))  # fmt: skip
+
+
+def _relay(rooms: Rooms, room: Room, peer: Peer, event: SignalIn, to: UUID) -> None:
     """WebRTC signaling: deliver to the addressee's event sockets, on whichever node."""
     _emit(
         rooms,
@@ -530,9 +563,9 @@ def _relay(rooms: Rooms, room: Room, peer: Peer, event: SignalIn) -> None:
         {
             "type": "signal",
             "from": str(peer.user_id),
-            "to": str(event.to),
+            "to": str(to),
             "kind": event.kind,
             "data": event.data,
         },
-        to=event.to,
+        to=to,
     )

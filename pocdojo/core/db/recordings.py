@@ -1,0 +1,158 @@
+"""SQL for the recordings of a dojo session's voice and their per-participant parts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from pocdojo.core.errors import Conflict
+
+
+@dataclass(frozen=True)
+class Recording:
+    id: UUID
+    tenant_id: UUID
+    session_id: UUID
+    started_by: UUID
+    started_at: datetime
+    stopped_at: datetime | None
+    status: str
+    participants: list[UUID]
+    ogg_key: str | None
+    m4a_key: str | None
+    duration: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Part:
+    user_id: UUID
+    start_offset: float
+    object_key: str
+    bytes: int
+
+
+_COLUMNS = (
+    "id, tenant_id, session_id, started_by, started_at, stopped_at, status, participants, "
+    "ogg_key, m4a_key, duration, error"
+)
+
+
+def _recording(row: Any) -> Recording:
+    fields = dict(row)
+    fields["participants"] = list(fields["participants"])
+    return Recording(**fields)
+
+
+async def start(conn: Any, session_id: UUID, tenant_id: UUID, user_id: UUID) -> Recording | None:
+    """Start a recording of the session; None if one is already running."""
+    try:
+        async with conn.transaction():  # a savepoint: the caller's transaction survives
+            row = await conn.fetchrow(
+                f"""INSERT INTO dojo_recordings (id, tenant_id, session_id, started_by)
+                    VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}""",
+                uuid.uuid4(),
+                tenant_id,
+                session_id,
+                user_id,
+            )
+    except asyncpg.UniqueViolationError:
+        return None
+    return _recording(row)
+
+
+async def stop(conn: Any, session_id: UUID) -> Recording | None:
+    """Stop the session's running recording (it goes on to ``processing``); None if none runs."""
+    row = await conn.fetchrow(
+        f"""UPDATE dojo_recordings SET status = 'processing', stopped_at = now()
+            WHERE session_id = $1 AND status = 'recording' RETURNING {_COLUMNS}""",
+        session_id,
+    )
+    return None if row is None else _recording(row)
+
+
+async def running(conn: Any, session_id: UUID) -> Recording | None:
+    """The session's running recording, if any."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM dojo_recordings WHERE session_id = $1 AND status = 'recording'",
+        session_id,
+    )
+    return None if row is None else _recording(row)
+
+
+async def get(conn: Any, session_id: UUID, recording_id: UUID) -> Recording | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM dojo_recordings WHERE session_id = $1 AND id = $2",
+        session_id,
+        recording_id,
+    )
+    return None if row is None else _recording(row)
+
+
+async def of_session(conn: Any, session_id: UUID) -> list[Recording]:
+    """The session's recordings, newest first."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM dojo_recordings WHERE session_id = $1
+            ORDER BY started_at DESC, id""",
+        session_id,
+    )
+    return [_recording(r) for r in rows]
+
+
+async def add_part(conn: Any, recording: Recording, part: Part) -> None:
+    await conn.execute(
+        """INSERT INTO dojo_recording_parts
+               (recording_id, tenant_id, user_id, start_offset, object_key, bytes)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        recording.id,
+        recording.tenant_id,
+        part.user_id,
+        part.start_offset,
+        part.object_key,
+        part.bytes,
+    )
+
+
+async def parts(conn: Any, recording_id: UUID) -> list[Part]:
+    rows = await conn.fetch(
+        """SELECT user_id, start_offset, object_key, bytes FROM dojo_recording_parts
+           WHERE recording_id = $1 ORDER BY start_offset, object_key""",
+        recording_id,
+    )
+    return [Part(**dict(r)) for r in rows]
+
+
+def recording_event(recording: Recording, by: UUID) -> dict[str, Any]:
+    """The ``recording`` event of a recording that started or stopped."""
+    stopped = recording.stopped_at
+    return {
+        "type": "recording",
+        "state": "started" if stopped is None else "stopped",
+        "recordingId": str(recording.id),
+        "by": str(by),
+        "at": (stopped or recording.started_at).isoformat(),
+    }
+
+
+async def control(
+    conn: Any, session_id: UUID, tenant_id: UUID, user_id: UUID, action: str
+) -> Recording:
+    """Start or stop the session's recording (the caller checked the host).
+
+    Raises:
+        Conflict: starting while one runs, stopping when none runs.
+    """
+    if action == "start":
+        started = await start(conn, session_id, tenant_id, user_id)
+        if started is None:
+            raise Conflict("a recording is already running", code="recording_running")
+        return started
+    stopped = await stop(conn, session_id)
+    if stopped is None:
+        raise Conflict("no recording is running", code="not_recording")
+    return stopped

@@ -1,0 +1,274 @@
+"""Recording a dojo's voice: the host starts and stops it (events socket or REST), and the
+participants in voice send their microphones to the server's recorder peer (real aiortc peers
+on loopback, signaled through their events sockets), which writes one part per participant
+and uploads it when the recording stops."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import Awaitable, Callable
+from fractions import Fraction
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+import av
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestClient
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from av import AudioFrame
+
+from pocdojo.core import appkeys
+from pocdojo.core.db import recordings as recordings_db
+from pocdojo.core.db import tenant_tx
+from tests.dojo_helpers import Dojo, create_dojo, join
+from tests.helpers import Account, error_of, register, signup, wait_until
+from tests.yclient import next_event
+
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
+WS = aiohttp.ClientWebSocketResponse
+
+pytestmark = pytest.mark.timeout(120)
+
+RATE = 48000
+FRAME = 960  # 20 ms
+
+
+class Tone(MediaStreamTrack):
+    """A microphone that plays a sine tone, paced in real time; notes how long it sent."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float) -> None:
+        super().__init__()
+        self.frequency = frequency
+        self.samples = 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+        wait = self.first + self.samples / RATE - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+        t = (np.arange(FRAME) + self.samples) / RATE
+        wave = (np.sin(2 * np.pi * self.frequency * t) * 0.3 * 32767).astype(np.int16)
+        frame = AudioFrame.from_ndarray(wave.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self.samples
+        frame.time_base = Fraction(1, RATE)
+        self.samples += FRAME
+        self.last = time.monotonic()
+        return frame
+
+    @property
+    def sent(self) -> float:
+        assert self.first is not None
+        assert self.last is not None
+        return self.last - self.first
+
+
+def decode(data: bytes) -> tuple[np.ndarray[Any, Any], int]:
+    """The audio of an encoded file as mono float samples, and its sample rate."""
+    chunks = []
+    rate = RATE
+    with av.open(io.BytesIO(data), mode="r") as container:
+        for frame in container.decode(audio=0):
+            rate = frame.sample_rate
+            samples = frame.to_ndarray().astype(np.float64)
+            if frame.format.is_planar:
+                chunks.append(samples.mean(axis=0))
+            else:
+                chunks.append(samples.reshape(-1, len(frame.layout.channels)).mean(axis=1))
+    return np.concatenate(chunks), rate
+
+
+def peaks(samples: np.ndarray[Any, Any], rate: int, near: list[float]) -> list[float]:
+    """The spectrum's energy around each frequency of ``near``, relative to its strongest bin."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    top = spectrum.max()
+    return [float(spectrum[np.abs(freqs - f) < 10].max() / top) for f in near]
+
+
+async def _speaker(ws: WS, tone: Tone | None, *, video_only: bool = False) -> RTCPeerConnection:
+    """Join voice and send ``tone`` to the recorder through the events socket."""
+    await ws.send_str(json.dumps({"type": "voice", "inVoice": True}))
+    await next_event(ws, "voice")
+    pc = RTCPeerConnection()
+    if tone is not None:
+        pc.addTrack(tone)
+    if video_only:
+        pc.addTransceiver("video", direction="sendonly")
+    offer = await pc.createOffer()
+    await pc.setLocalDescription(offer)
+    await _signal(ws, "offer", {"sdp": pc.localDescription.sdp, "type": "offer"})
+    return pc
+
+
+async def _signal(ws: WS, kind: str, data: Any) -> None:
+    await ws.send_str(json.dumps({"type": "signal", "to": "recorder", "kind": kind, "data": data}))
+
+
+async def _answered(ws: WS, pc: RTCPeerConnection) -> None:
+    answer = await next_event(ws, "signal", within=20)
+    assert answer["from"] == "recorder"
+    assert answer["kind"] == "answer"
+    await pc.setRemoteDescription(RTCSessionDescription(**answer["data"]))
+
+
+async def _recording(client: Client, dojo: Dojo, who: Account, action: str) -> Any:
+    return await client.post(
+        f"/v1/dojos/sessions/{dojo.session_id}/recording", headers=who.auth, json={"action": action}
+    )
+
+
+async def _dojo_with_guest(client: Client) -> tuple[Account, Dojo, Account, str]:
+    """A fresh dojo, its host, and a participant who joined it (with its token)."""
+    host = await signup(client)
+    dojo = await create_dojo(client, host)
+    guest = await register(client, host)
+    return host, dojo, guest, await join(client, dojo, guest)
+
+
+async def test_host_starts_and_stops_from_socket_or_rest(client: Client) -> None:
+    host, dojo, guest, guest_token = await _dojo_with_guest(client)
+    async with aiohttp.ClientSession() as http:
+        hws = await http.ws_connect(dojo.events(dojo.host_token))
+        assert (await next_event(hws, "welcome"))["recording"] is None
+        gws = await http.ws_connect(dojo.events(guest_token))
+        await next_event(gws, "welcome")
+
+        resp = await _recording(client, dojo, host, "start")
+        assert resp.status == 200, await resp.text()
+        started = await resp.json()
+        assert started["status"] == "recording"
+        assert started["oggUrl"] is None
+        event = await next_event(gws, "recording")
+        assert event["state"] == "started"
+        assert event["recordingId"] == started["recordingId"]
+        assert event["by"] == host.user_id
+
+        again = await _recording(client, dojo, host, "start")
+        assert again.status == 409
+        assert (await error_of(again))["code"] == "recording_running"
+        await hws.send_str(json.dumps({"type": "recording", "action": "start"}))
+        assert (await next_event(hws, "error"))["code"] == "recording_running"
+        refused = await _recording(client, dojo, guest, "stop")
+        assert refused.status == 403
+        await gws.send_str(json.dumps({"type": "recording", "action": "stop"}))
+        assert (await next_event(gws, "error"))["code"] == "forbidden"
+
+        late = await http.ws_connect(dojo.events(guest_token))  # knows to send its audio
+        assert (await next_event(late, "welcome"))["recording"] == event
+
+        await hws.send_str(json.dumps({"type": "recording", "action": "stop"}))
+        stopped = await next_event(gws, "recording")
+        assert stopped["state"] == "stopped"
+        assert stopped["recordingId"] == started["recordingId"]
+        none = await _recording(client, dojo, host, "stop")
+        assert none.status == 409
+        assert (await error_of(none))["code"] == "not_recording"
+
+        listed = await client.get(
+            f"/v1/dojos/sessions/{dojo.session_id}/recordings", headers=guest.auth
+        )
+        assert listed.status == 200
+        [one] = (await listed.json())["recordings"]
+        assert one["recordingId"] == started["recordingId"]
+        assert one["status"] == "processing"
+        got = await client.get(
+            f"/v1/dojos/sessions/{dojo.session_id}/recordings/{one['recordingId']}",
+            headers=guest.auth,
+        )
+        assert (await got.json())["stoppedAt"] == one["stoppedAt"]
+        for ws in (hws, gws, late):
+            await ws.close()
+
+
+async def test_recorder_writes_each_participants_audio(client: Client) -> None:
+    host = await signup(client)
+    dojo = await create_dojo(client, host)
+    guests = [await register(client, host) for _ in range(2)]
+    tokens = [await join(client, dojo, g) for g in guests]
+    tones = [Tone(440.0), Tone(1000.0)]
+    async with aiohttp.ClientSession() as http:
+        sockets = [await http.ws_connect(dojo.events(t)) for t in tokens]
+        for ws in sockets:
+            await next_event(ws, "welcome")
+        resp = await _recording(client, dojo, host, "start")
+        recording_id = UUID((await resp.json())["recordingId"])
+        pcs = []
+        for ws, tone in zip(sockets, tones, strict=True):
+            pc = await _speaker(ws, tone)
+            await _answered(ws, pc)
+            pcs.append(pc)
+        await asyncio.sleep(3.0)
+        for pc in pcs:
+            await pc.close()
+        resp = await _recording(client, dojo, host, "stop")
+        assert resp.status == 200
+
+        pool, store = client.app[appkeys.db_pool_key], client.app[appkeys.object_store_key]
+
+        async def parts() -> list[recordings_db.Part]:
+            async with tenant_tx(pool, UUID(host.tenant_id)) as conn:
+                return await recordings_db.parts(conn, recording_id)
+
+        await wait_until(lambda: _count(parts, 2), within=30)
+        found = {p.user_id: p for p in await parts()}
+        for guest, tone in zip(guests, tones, strict=True):
+            part = found[UUID(guest.user_id)]
+            assert 0 <= part.start_offset < 5
+            samples, rate = decode(await store.get(part.object_key))
+            assert abs(len(samples) / rate - tone.sent) <= 0.1 * tone.sent
+            mine, other = peaks(samples, rate, [tone.frequency, 1440 - tone.frequency])
+            assert mine == 1.0
+            assert other < 0.05
+        for ws in sockets:
+            await ws.close()
+
+
+async def _count(parts: Callable[[], Awaitable[list[Any]]], n: int) -> bool:
+    return len(await parts()) >= n
+
+
+async def test_recorder_refuses_what_it_cannot_take(client: Client) -> None:
+    host, dojo, _guest, token = await _dojo_with_guest(client)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(dojo.events(token))
+        await next_event(ws, "welcome")
+        pc = await _speaker(ws, Tone(440.0))  # no recording runs
+        assert (await next_event(ws, "error"))["code"] == "not_recording"
+        await pc.close()
+
+        await _recording(client, dojo, host, "start")
+        await ws.send_str(json.dumps({"type": "voice", "inVoice": False}))
+        await next_event(ws, "voice")
+        await _signal(ws, "offer", {"sdp": "v=0\r\n", "type": "offer"})
+        assert (await next_event(ws, "error"))["code"] == "not_in_voice"
+
+        video = await _speaker(ws, None, video_only=True)
+        assert (await next_event(ws, "error"))["code"] == "no_audio"
+        await video.close()
+        for garbage in ({"sdp": "garbage", "type": "offer"}, "text", {"type": "offer"}):
+            await _signal(ws, "offer", garbage)
+            assert (await next_event(ws, "error"))["code"] == "invalid_sdp"
+        await _signal(ws, "candidate", {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"})
+        assert (await next_event(ws, "error"))["code"] == "no_recorder_peer"
+        await _signal(ws, "answer", {"sdp": "v=0", "type": "answer"})
+        assert (await next_event(ws, "error"))["code"] == "invalid_signal"
+
+        await _recording(client, dojo, host, "stop")
+        await next_event(ws, "recording")
+        async with tenant_tx(client.app[appkeys.db_pool_key], UUID(host.tenant_id)) as conn:
+            [recording] = await recordings_db.of_session(conn, UUID(dojo.session_id))
+            assert await recordings_db.parts(conn, recording.id) == []
+        await ws.close()
