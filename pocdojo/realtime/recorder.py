@@ -80,6 +80,7 @@ class _Capture:
     user_id: UUID
     pc: RTCPeerConnection
     path: Path
+    key: str
     recorder: MediaRecorder | None = None
     track: _Rebased | None = None
     starting: asyncio.Future[None] | None = None
@@ -168,8 +169,10 @@ class Recorders:
             raise RecorderError("not_recording", "no recording is running")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice(user_id)))
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{running.recording.id}-{user_id}-{uuid.uuid4().hex[:8]}.ogg"
-        capture = _Capture(user_id, pc, path)
+        recording = running.recording
+        path = self.directory / f"{recording.id}-{user_id}-{uuid.uuid4().hex[:8]}.ogg"
+        key = recording_key(recording.tenant_id, recording.session_id, path.name)
+        capture = _Capture(user_id, pc, path, key)
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -193,6 +196,8 @@ class Recorders:
         if self._running.get(session_id) is not running:  # stopped meanwhile
             await capture.close()
             raise RecorderError("not_recording", "no recording is running")
+        async with tenant_tx(self._pool, tenant_id) as conn:
+            await recordings_db.add_part(conn, recording, user_id, key)
         previous = running.captures.get(user_id)
         running.captures[user_id] = capture
         if previous is not None:
@@ -248,19 +253,19 @@ class Recorders:
     async def _upload(self, recording: recordings_db.Recording, capture: _Capture) -> None:
         track = capture.track
         if track is None or track.first_at is None or not capture.path.exists():
+            async with tenant_tx(self._pool, recording.tenant_id) as conn:
+                await recordings_db.drop_part(conn, recording.id, capture.key)
             with contextlib.suppress(OSError):
                 capture.path.unlink(missing_ok=True)
             return  # no audio ever came
         store = self._store()
         if store is None:
             return  # the node is stopping: the part stays on disk
-        key = recording_key(recording.tenant_id, recording.session_id, capture.path.name)
         size = capture.path.stat().st_size
-        await store.put_file(key, capture.path, "audio/ogg")
+        await store.put_file(capture.key, capture.path, "audio/ogg")
         offset = max(0.0, track.first_at - recording.started_at.timestamp())
-        part = recordings_db.Part(capture.user_id, offset, key, size)
         async with tenant_tx(self._pool, recording.tenant_id) as conn:
-            await recordings_db.add_part(conn, recording, part)
+            await recordings_db.part_uploaded(conn, recording.id, capture.key, offset, size)
         capture.path.unlink(missing_ok=True)
 
     async def close(self) -> None:

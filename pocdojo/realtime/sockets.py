@@ -28,6 +28,7 @@ from pocdojo.core.api import Routes
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
+from pocdojo.core.db import tenants as tenants_db
 from pocdojo.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from pocdojo.core.security import DojoClaims
 from pocdojo.realtime import voice
@@ -436,8 +437,19 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             except Conflict as exc:
                 peer.send(_error(exc.code, exc.message))
                 continue
+            if event.action == "stop":
+                await _queue_mixing(request, room, recording.id)
             event_out = recordings_db.recording_event(recording, peer.user_id)
             await rooms.recording_changed(room.session_id, event_out)
+
+
+async def _queue_mixing(request: web.Request, room: Room, recording_id: UUID) -> None:
+    """Queue the job that mixes a stopped recording (its row is committed)."""
+    async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
+        tenant = await tenants_db.get(conn, room.tenant_id)
+    plan = tenant.plan if tenant is not None else "standard"
+    queue = request.app[appkeys.job_queue_key]
+    await queue.enqueue("recording", room.tenant_id, recording_id, plan=plan)
 
 
 def _now() -> str:

@@ -15,13 +15,14 @@ from pocdojo.core import appkeys
 from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.core.db import audit
 from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound
 from pocdojo.core.ice import ice_servers
 from pocdojo.crdt import document
 from pocdojo.rest.fields import AwareTimestamp, Description, Language, PocTitle
-from pocdojo.rest.jobs import signed_url
+from pocdojo.rest.jobs import queue_after_commit, signed_url
 from pocdojo.rest.users import PageQuery
 
 routes = Routes(tag="dojos")
@@ -119,6 +120,9 @@ class SessionOut(ApiModel):
     ended_at: datetime | None
     created_at: datetime
     participants: list[ParticipantOut]
+    recording_url: str | None = Field(
+        description="the latest ready recording's mixed audio (Ogg/Opus; a signed link)"
+    )
 
 
 class SessionSummary(ApiModel):
@@ -194,13 +198,14 @@ class RecordingOut(ApiModel):
 
     recording_id: UUID
     status: str = Field(description="recording, processing, ready or failed")
+    progress: int = Field(description="how far the mixing is, 0-100")
     started_at: datetime
     stopped_at: datetime | None
     duration: float | None = Field(description="seconds of the mixed audio, once ready")
     participants: list[UUID]
     ogg_url: str | None = Field(description="the mix as Ogg/Opus (a signed, expiring link)")
-    m4a_url: str | None = Field(description="the mix as M4A/AAC, for Apple devices")
-    error: str | None
+    m4a_url: str | None = Field(alias="m4aUrl", description="the mix as M4A/AAC, for Apple devices")
+    error: str | None = Field(description="why the mixing failed")
 
 
 class RecordingList(ApiModel):
@@ -388,6 +393,7 @@ async def get_session(ctx: Ctx) -> SessionOut:
         started_at=session.started_at,
         ended_at=session.ended_at,
         created_at=session.created_at,
+        recording_url=await _latest_recording_url(ctx, session.id),
         participants=[
             ParticipantOut(
                 user_id=p.user_id,
@@ -450,7 +456,7 @@ async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
         session_summary=EndSummary(
             duration=max(0, int((session.ended_at - start).total_seconds())),
             participant_count=count,
-            recording_url=session.recording_url,
+            recording_url=await _latest_recording_url(ctx, session.id),
         ),
     )
 
@@ -504,6 +510,8 @@ async def control_recording(ctx: Ctx, body: RecordingAction) -> RecordingOut:
     recording = await recordings_db.control(
         ctx.conn, session.id, session.tenant_id, me, body.action
     )
+    if body.action == "stop":
+        await queue_after_commit(ctx, "recording", recording.id)
     event = recordings_db.recording_event(recording, me)
     rooms = ctx.app[appkeys.live_rooms_key]
     ctx.after_commit(lambda: rooms.recording_changed(session.id, event))
@@ -537,22 +545,36 @@ async def get_recording(ctx: Ctx) -> RecordingOut:
     return await _recording_out(ctx, recording)
 
 
+async def _latest_recording_url(ctx: Ctx, session_id: UUID) -> str | None:
+    ready = [r for r in await recordings_db.of_session(ctx.conn, session_id) if r.ogg_key]
+    return await _audio_link(ctx, ready[0], "ogg") if ready else None
+
+
+async def _audio_link(
+    ctx: Ctx, recording: recordings_db.Recording, ext: Literal["ogg", "m4a"]
+) -> str | None:
+    """A signed link to the recording's mix (None until it is ready)."""
+    key, content_type = (
+        (recording.ogg_key, "audio/ogg") if ext == "ogg" else (recording.m4a_key, "audio/mp4")
+    )
+    filename = f"dojo-recording-{recording.id}.{ext}"
+    return await signed_url(ctx, key, filename=filename, content_type=content_type)
+
+
 async def _recording_out(ctx: Ctx, recording: recordings_db.Recording) -> RecordingOut:
-    name = f"dojo-recording-{recording.id}"
+    mixing: jobs_db.RecordingMix | None = await jobs_db.get(ctx.conn, "recording", recording.id)
+    failed = mixing is not None and mixing.job.status == "failed"
     return RecordingOut(
         recording_id=recording.id,
-        status=recording.status,
+        status="failed" if failed else recording.status,
+        progress=100 if recording.status == "ready" else mixing.job.progress if mixing else 0,
         started_at=recording.started_at,
         stopped_at=recording.stopped_at,
         duration=recording.duration,
         participants=recording.participants,
-        ogg_url=await signed_url(
-            ctx, recording.ogg_key, filename=f"{name}.ogg", content_type="audio/ogg"
-        ),
-        m4a_url=await signed_url(
-            ctx, recording.m4a_key, filename=f"{name}.m4a", content_type="audio/mp4"
-        ),
-        error=recording.error,
+        ogg_url=await _audio_link(ctx, recording, "ogg"),
+        m4a_url=await _audio_link(ctx, recording, "m4a"),
+        error=mixing.job.error if failed and mixing else None,
     )
 
 

@@ -27,6 +27,7 @@ from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
 from tests.dojo_helpers import Dojo, create_dojo, join
 from tests.helpers import Account, error_of, register, signup, wait_until
+from tests.jobs.job_helpers import fetch_link, wait_status
 from tests.yclient import next_event
 
 Client = TestClient[Any, Any]
@@ -193,7 +194,10 @@ async def test_host_starts_and_stops_from_socket_or_rest(client: Client) -> None
             await ws.close()
 
 
-async def test_recorder_writes_each_participants_audio(client: Client) -> None:
+async def test_recorder_writes_each_participants_audio_and_the_job_mixes_them(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(worker=True)
     host = await signup(client)
     dojo = await create_dojo(client, host)
     guests = [await register(client, host) for _ in range(2)]
@@ -204,6 +208,7 @@ async def test_recorder_writes_each_participants_audio(client: Client) -> None:
         for ws in sockets:
             await next_event(ws, "welcome")
         resp = await _recording(client, dojo, host, "start")
+        started = time.monotonic()
         recording_id = UUID((await resp.json())["recordingId"])
         pcs = []
         for ws, tone in zip(sockets, tones, strict=True):
@@ -222,22 +227,42 @@ async def test_recorder_writes_each_participants_audio(client: Client) -> None:
             async with tenant_tx(pool, UUID(host.tenant_id)) as conn:
                 return await recordings_db.parts(conn, recording_id)
 
-        await wait_until(lambda: _count(parts, 2), within=30)
+        await wait_until(lambda: _uploaded(parts, 2), within=30)
         found = {p.user_id: p for p in await parts()}
         for guest, tone in zip(guests, tones, strict=True):
             part = found[UUID(guest.user_id)]
+            assert part.start_offset is not None
             assert 0 <= part.start_offset < 5
             samples, rate = decode(await store.get(part.object_key))
             assert abs(len(samples) / rate - tone.sent) <= 0.1 * tone.sent
             mine, other = peaks(samples, rate, [tone.frequency, 1440 - tone.frequency])
             assert mine == 1.0
             assert other < 0.05
+
+        # The mix: as long as the recording carried audio, both tones in it.
+        path = f"/v1/dojos/sessions/{dojo.session_id}/recordings/{recording_id}"
+        body = await wait_status(client, host, path, until=("ready", "failed"), within=60)
+        assert body["status"] == "ready", body
+        assert body["progress"] == 100
+        assert sorted(body["participants"]) == sorted(g.user_id for g in guests)
+        sent = max(t.last or 0 for t in tones) - started
+        assert abs(body["duration"] - sent) <= 0.1 * sent
+        session = await (
+            await client.get(f"/v1/dojos/sessions/{dojo.session_id}", headers=host.auth)
+        ).json()
+        assert session["recordingUrl"] is not None
+        for link in (body["oggUrl"], body["m4aUrl"]):
+            status, _, data = await fetch_link(client, link)
+            assert status == 200
+            samples, rate = decode(data)
+            assert abs(len(samples) / rate - sent) <= 0.1 * sent
+            assert min(peaks(samples, rate, [440.0, 1000.0])) > 0.2
         for ws in sockets:
             await ws.close()
 
 
-async def _count(parts: Callable[[], Awaitable[list[Any]]], n: int) -> bool:
-    return len(await parts()) >= n
+async def _uploaded(parts: Callable[[], Awaitable[list[Any]]], n: int) -> bool:
+    return sum(p.bytes is not None for p in await parts()) >= n
 
 
 async def test_recorder_refuses_what_it_cannot_take(client: Client) -> None:

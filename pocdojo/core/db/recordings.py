@@ -31,10 +31,12 @@ class Recording:
 
 @dataclass(frozen=True)
 class Part:
+    """One participant's audio; ``start_offset`` and ``bytes`` are None until uploaded."""
+
     user_id: UUID
-    start_offset: float
+    start_offset: float | None
     object_key: str
-    bytes: int
+    bytes: int | None
 
 
 _COLUMNS = (
@@ -94,6 +96,11 @@ async def get(conn: Any, session_id: UUID, recording_id: UUID) -> Recording | No
     return None if row is None else _recording(row)
 
 
+async def by_id(conn: Any, recording_id: UUID) -> Recording | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM dojo_recordings WHERE id = $1", recording_id)
+    return None if row is None else _recording(row)
+
+
 async def of_session(conn: Any, session_id: UUID) -> list[Recording]:
     """The session's recordings, newest first."""
     rows = await conn.fetch(
@@ -104,17 +111,37 @@ async def of_session(conn: Any, session_id: UUID) -> list[Recording]:
     return [_recording(r) for r in rows]
 
 
-async def add_part(conn: Any, recording: Recording, part: Part) -> None:
+async def add_part(conn: Any, recording: Recording, user_id: UUID, object_key: str) -> None:
+    """A part a recorder peer is about to write (the mixing job waits for it)."""
     await conn.execute(
-        """INSERT INTO dojo_recording_parts
-               (recording_id, tenant_id, user_id, start_offset, object_key, bytes)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        """INSERT INTO dojo_recording_parts (recording_id, tenant_id, user_id, object_key)
+           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
         recording.id,
         recording.tenant_id,
-        part.user_id,
-        part.start_offset,
-        part.object_key,
-        part.bytes,
+        user_id,
+        object_key,
+    )
+
+
+async def part_uploaded(
+    conn: Any, recording_id: UUID, object_key: str, start_offset: float, size: int
+) -> None:
+    await conn.execute(
+        """UPDATE dojo_recording_parts SET start_offset = $3, bytes = $4
+           WHERE recording_id = $1 AND object_key = $2""",
+        recording_id,
+        object_key,
+        start_offset,
+        size,
+    )
+
+
+async def drop_part(conn: Any, recording_id: UUID, object_key: str) -> None:
+    """A part no audio ever came for."""
+    await conn.execute(
+        "DELETE FROM dojo_recording_parts WHERE recording_id = $1 AND object_key = $2",
+        recording_id,
+        object_key,
     )
 
 
@@ -155,4 +182,11 @@ async def control(
     stopped = await stop(conn, session_id)
     if stopped is None:
         raise Conflict("no recording is running", code="not_recording")
+    # The job that mixes it has the recording's id; the caller queues it once committed.
+    await conn.execute(
+        "INSERT INTO jobs (id, tenant_id, user_id, kind) VALUES ($1, $2, $3, 'recording')",
+        stopped.id,
+        tenant_id,
+        user_id,
+    )
     return stopped

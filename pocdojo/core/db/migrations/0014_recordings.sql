@@ -1,7 +1,8 @@
 -- Recordings of a dojo's voice. The host starts and stops one (at most one runs per
 -- session); each node holding a participant's events socket records that participant's
--- audio to a part of its own, uploaded when the recording stops, with its start offset from
--- the recording's start; a job then mixes the parts into the recording's audio files.
+-- audio to a part of its own (its row is written when the recording peer is set up, and
+-- completed with its offset from the recording's start and its size once uploaded, when the
+-- recording stops); a job of kind 'recording' (the recording's id) then mixes the parts.
 
 CREATE TABLE dojo_recordings (
     id            uuid PRIMARY KEY,
@@ -30,9 +31,9 @@ CREATE TABLE dojo_recording_parts (
     recording_id   uuid        NOT NULL,
     tenant_id      uuid        NOT NULL,
     user_id        uuid        NOT NULL,
-    start_offset   real        NOT NULL CHECK (start_offset >= 0),
+    start_offset   real        CHECK (start_offset >= 0),  -- NULL until uploaded
     object_key     text        NOT NULL,
-    bytes          bigint      NOT NULL CHECK (bytes >= 0),
+    bytes          bigint      CHECK (bytes >= 0),
     PRIMARY KEY (recording_id, object_key),
     FOREIGN KEY (tenant_id, recording_id) REFERENCES dojo_recordings (tenant_id, id),
     FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
@@ -46,4 +47,7 @@ CREATE POLICY tenant_isolation ON dojo_recording_parts
     USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
 
 GRANT SELECT, INSERT, UPDATE ON dojo_recordings TO pocdojo_app;
-GRANT SELECT, INSERT ON dojo_recording_parts TO pocdojo_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON dojo_recording_parts TO pocdojo_app;
+
+ALTER TABLE jobs DROP CONSTRAINT jobs_kind_check,
+    ADD CONSTRAINT jobs_kind_check CHECK (kind IN ('report', 'video', 'email', 'recording'));
