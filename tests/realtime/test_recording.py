@@ -25,7 +25,7 @@ from av import AudioFrame
 from pocdojo.core import appkeys
 from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
-from tests.dojo_helpers import Dojo, create_dojo, join
+from tests.dojo_helpers import Dojo, create_dojo, join, on_node
 from tests.helpers import Account, error_of, register, signup, wait_until
 from tests.jobs.job_helpers import fetch_link, wait_status
 from tests.yclient import next_event
@@ -194,17 +194,22 @@ async def test_host_starts_and_stops_from_socket_or_rest(client: Client) -> None
             await ws.close()
 
 
+@pytest.mark.parametrize("nodes", [1, 2])
 async def test_recorder_writes_each_participants_audio_and_the_job_mixes_them(
-    make_client: MakeClient,
+    make_client: MakeClient, nodes: int
 ) -> None:
+    """Two participants send tones; with two nodes, the second one's events socket is on the
+    node that neither starts nor stops the recording, and hears the stop through the bus."""
     client = await make_client(worker=True)
+    second = await make_client() if nodes == 2 else client
     host = await signup(client)
     dojo = await create_dojo(client, host)
     guests = [await register(client, host) for _ in range(2)]
     tokens = [await join(client, dojo, g) for g in guests]
     tones = [Tone(440.0), Tone(1000.0)]
     async with aiohttp.ClientSession() as http:
-        sockets = [await http.ws_connect(dojo.events(t)) for t in tokens]
+        urls = [dojo.events(tokens[0]), on_node(second, dojo.events(tokens[1]))]
+        sockets = [await http.ws_connect(url) for url in urls]
         for ws in sockets:
             await next_event(ws, "welcome")
         resp = await _recording(client, dojo, host, "start")
