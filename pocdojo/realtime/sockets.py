@@ -415,6 +415,8 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
                 in_voice=event.in_voice, muted=event.muted, speaking=event.speaking
             )
             peer.in_voice = state.in_voice
+            if not state.in_voice and rooms.recorders is not None:  # leaving hangs up
+                await rooms.recorders.left(room.session_id, peer.user_id)
             await voice.store(rooms.redis, room.session_id, peer.user_id, state)
             _emit(rooms, room, state.event(peer.user_id))
         elif isinstance(event, RandoriIn):

@@ -447,6 +447,12 @@ async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
     count = await dojos_db.count_participants(ctx.conn, session.id)
     await audit.record(ctx.conn, ctx.actor(), "end", "dojo_session", session.id)
     rooms = ctx.app[appkeys.live_rooms_key]
+    me = ctx.principal.user_id
+    stopped = await recordings_db.stop_for_mixing(ctx.conn, session.id, session.tenant_id, me)
+    if stopped is not None:  # ending stops the recording: its parts are uploaded and mixed
+        await queue_after_commit(ctx, "recording", stopped.id)
+        event = recordings_db.recording_event(stopped, me)
+        ctx.after_commit(lambda: rooms.recording_changed(session.id, event))
     ended = session
     ctx.after_commit(lambda: rooms.end(ended.id, ended.tenant_id))
     assert session.ended_at is not None

@@ -302,3 +302,21 @@ async def test_recorder_refuses_what_it_cannot_take(client: Client) -> None:
             [recording] = await recordings_db.of_session(conn, UUID(dojo.session_id))
             assert await recordings_db.parts(conn, recording.id) == []
         await ws.close()
+
+
+async def test_ending_the_session_stops_its_recording(client: Client) -> None:
+    host, dojo, guest, token = await _dojo_with_guest(client)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(dojo.events(token))
+        await next_event(ws, "welcome")
+        started = await (await _recording(client, dojo, host, "start")).json()
+        await next_event(ws, "recording")
+        ended = await client.post(f"/v1/dojos/sessions/{dojo.session_id}/end", headers=host.auth)
+        assert ended.status == 200
+        stopped = await next_event(ws, "recording")
+        assert stopped["state"] == "stopped"
+        assert stopped["recordingId"] == started["recordingId"]
+        path = f"/v1/dojos/sessions/{dojo.session_id}/recordings/{started['recordingId']}"
+        got = await (await client.get(path, headers=guest.auth)).json()
+        assert got["status"] == "processing"
+        await ws.close()

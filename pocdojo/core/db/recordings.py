@@ -179,14 +179,23 @@ async def control(
         if started is None:
             raise Conflict("a recording is already running", code="recording_running")
         return started
-    stopped = await stop(conn, session_id)
+    stopped = await stop_for_mixing(conn, session_id, tenant_id, user_id)
     if stopped is None:
         raise Conflict("no recording is running", code="not_recording")
-    # The job that mixes it has the recording's id; the caller queues it once committed.
-    await conn.execute(
-        "INSERT INTO jobs (id, tenant_id, user_id, kind) VALUES ($1, $2, $3, 'recording')",
-        stopped.id,
-        tenant_id,
-        user_id,
-    )
+    return stopped
+
+
+async def stop_for_mixing(
+    conn: Any, session_id: UUID, tenant_id: UUID, user_id: UUID
+) -> Recording | None:
+    """Stop the running recording, if any, with the job that mixes it (the recording's id;
+    the caller queues it once committed)."""
+    stopped = await stop(conn, session_id)
+    if stopped is not None:
+        await conn.execute(
+            "INSERT INTO jobs (id, tenant_id, user_id, kind) VALUES ($1, $2, $3, 'recording')",
+            stopped.id,
+            tenant_id,
+            user_id,
+        )
     return stopped
