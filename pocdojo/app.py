@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from uuid import UUID
 
 import structlog
 from aiohttp import web
@@ -192,6 +195,23 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await bus.stop()
 
 
+async def _recovered_recordings(app: web.Application) -> AsyncIterator[None]:
+    """Upload, in the background, the recording parts a killed run of this node left."""
+    rooms, queue = app[sockets.rooms_key], app[appkeys.job_queue_key]
+
+    async def requeue(tenant_id: UUID, recording_id: UUID) -> None:
+        await queue.enqueue("recording", tenant_id, recording_id, plan="standard")
+
+    task = None
+    if rooms.recorders is not None:
+        task = asyncio.create_task(rooms.recorders.recover(requeue), name="recording-recovery")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _going_away(app: web.Application) -> None:
     """On shutdown, before aiohttp waits for open connections: close every dojo socket with
     1001, so clients reconnect (to another node) at once; rooms are stored at cleanup."""
@@ -219,6 +239,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_search)
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_object_store)
+    app.cleanup_ctx.append(_recovered_recordings)
     app.cleanup_ctx.append(_gc_tuning)
     if settings.worker:
         app.cleanup_ctx.append(_worker)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,9 +56,10 @@ class _Rebased(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, source: MediaStreamTrack) -> None:
+    def __init__(self, source: MediaStreamTrack, on_first: Callable[[float], None]) -> None:
         super().__init__()
         self._source = source
+        self._on_first = on_first
         self._first_pts: int | None = None
         self.first_at: float | None = None  # wall-clock time of the first frame
 
@@ -68,6 +69,7 @@ class _Rebased(MediaStreamTrack):
         if self._first_pts is None:
             self._first_pts = frame.pts or 0
             self.first_at = time.time()
+            self._on_first(self.first_at)
         if frame.pts is not None:
             frame.pts -= self._first_pts
         return frame
@@ -115,6 +117,7 @@ class Recorders:
         self._settings = settings
         self._store = store
         self._running: dict[UUID, _Running] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
         self._lock = asyncio.Lock()
 
     @property
@@ -168,9 +171,11 @@ class Recorders:
         if running is None:
             raise RecorderError("not_recording", "no recording is running")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice(user_id)))
-        self.directory.mkdir(parents=True, exist_ok=True)
         recording = running.recording
-        path = self.directory / f"{recording.id}-{user_id}-{uuid.uuid4().hex[:8]}.ogg"
+        # tenant/session/name: a node restarted after dying finds what to upload where
+        folder = self.directory / str(recording.tenant_id) / str(recording.session_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{recording.id}-{user_id}-{uuid.uuid4().hex[:8]}.ogg"
         key = recording_key(recording.tenant_id, recording.session_id, path.name)
         capture = _Capture(user_id, pc, path, key)
 
@@ -178,7 +183,7 @@ class Recorders:
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind != "audio" or capture.recorder is not None or capture.closed:
                 return
-            capture.track = _Rebased(track)
+            capture.track = _Rebased(track, lambda at: self._started(recording, key, at))
             capture.recorder = MediaRecorder(str(path), format="ogg")
             capture.recorder.addTrack(capture.track)
             capture.starting = asyncio.ensure_future(capture.recorder.start())
@@ -204,6 +209,19 @@ class Recorders:
             await self._hang_up(running, previous)
         local = pc.localDescription
         return {"sdp": local.sdp, "type": local.type}
+
+    def _started(self, recording: recordings_db.Recording, key: str, at: float) -> None:
+        """A part's first audio came: its offset is stored at once (a node that dies later
+        still leaves a part that can be placed)."""
+        offset = max(0.0, at - recording.started_at.timestamp())
+
+        async def store() -> None:
+            async with tenant_tx(self._pool, recording.tenant_id) as conn:
+                await recordings_db.part_started(conn, recording.id, key, offset)
+
+        task = asyncio.ensure_future(store())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _ice(self, user_id: UUID) -> list[RTCIceServer]:
         servers = ice_servers(self._settings, user_id)["iceServers"]
@@ -261,12 +279,43 @@ class Recorders:
         store = self._store()
         if store is None:
             return  # the node is stopping: the part stays on disk
-        size = capture.path.stat().st_size
-        await store.put_file(capture.key, capture.path, "audio/ogg")
         offset = max(0.0, track.first_at - recording.started_at.timestamp())
-        async with tenant_tx(self._pool, recording.tenant_id) as conn:
-            await recordings_db.part_uploaded(conn, recording.id, capture.key, offset, size)
-        capture.path.unlink(missing_ok=True)
+        await self._put(store, recording.tenant_id, recording.id, capture.key, capture.path, offset)
+
+    async def _put(
+        self, store: ObjectStore, tenant_id: UUID, recording_id: UUID, key: str, path: Path,
+        offset: float,
+    ) -> None:  # fmt: skip
+        size = (await asyncio.to_thread(path.stat)).st_size
+        await store.put_file(key, path, "audio/ogg")
+        async with tenant_tx(self._pool, tenant_id) as conn:
+            await recordings_db.part_uploaded(conn, recording_id, key, offset, size)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+    async def recover(self, requeue: Callable[[UUID, UUID], Awaitable[None]]) -> None:
+        """Upload the parts a previous run of this node wrote and never uploaded (it was
+        killed): each is complete up to where it stopped. A recording already mixed without
+        them is mixed again (``requeue(tenant_id, recording_id)`` queues its job)."""
+        store = self._store()
+        if store is None or not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob("*/*/*.ogg")):
+            try:
+                tenant_id, session_id = UUID(path.parent.parent.name), UUID(path.parent.name)
+                key = recording_key(tenant_id, session_id, path.name)
+                async with tenant_tx(self._pool, tenant_id) as conn:
+                    left = await recordings_db.left_part(conn, key)
+                if left is None or left.start_offset is None:  # gone, done, or no audio came
+                    path.unlink(missing_ok=True)
+                    continue
+                await self._put(store, tenant_id, left.recording_id, key, path, left.start_offset)
+                if left.mixed:
+                    async with tenant_tx(self._pool, tenant_id) as conn:
+                        await recordings_db.mix_again(conn, left.recording_id)
+                    await requeue(tenant_id, left.recording_id)
+                log.info("recording part recovered", key=key)
+            except Exception:
+                log.exception("recording part not recovered", path=path.name)
 
     async def close(self) -> None:
         """The node stops: end every recorder peer; what they wrote stays on disk."""

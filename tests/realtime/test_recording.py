@@ -10,6 +10,7 @@ import io
 import json
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 from uuid import UUID
@@ -25,6 +26,7 @@ from av import AudioFrame
 from pocdojo.core import appkeys
 from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
+from pocdojo.realtime import sockets
 from tests.dojo_helpers import Dojo, create_dojo, join, on_node
 from tests.helpers import Account, error_of, register, signup, wait_until
 from tests.jobs.job_helpers import fetch_link, wait_status
@@ -194,6 +196,61 @@ async def test_host_starts_and_stops_from_socket_or_rest(client: Client) -> None
             await ws.close()
 
 
+@dataclass
+class Spoken:
+    """A recorded dojo after two participants sent tones, the second through ``second``."""
+
+    host: Account
+    dojo: Dojo
+    guests: list[Account]
+    tones: list[Tone]
+    recording_id: UUID
+    sockets: list[WS]
+    sent: float  # from the start of the recording to the last audio sent
+
+
+async def _two_speak(client: Client, second: Client, http: aiohttp.ClientSession) -> Spoken:
+    host = await signup(client)
+    dojo = await create_dojo(client, host)
+    guests = [await register(client, host) for _ in range(2)]
+    tokens = [await join(client, dojo, g) for g in guests]
+    tones = [Tone(440.0), Tone(1000.0)]
+    urls = [dojo.events(tokens[0]), on_node(second, dojo.events(tokens[1]))]
+    sockets = [await http.ws_connect(url) for url in urls]
+    for ws in sockets:
+        await next_event(ws, "welcome")
+    resp = await _recording(client, dojo, host, "start")
+    started = time.monotonic()
+    recording_id = UUID((await resp.json())["recordingId"])
+    pcs = []
+    for ws, tone in zip(sockets, tones, strict=True):
+        pc = await _speaker(ws, tone)
+        await _answered(ws, pc)
+        pcs.append(pc)
+    await asyncio.sleep(3.0)
+    for pc in pcs:
+        await pc.close()
+    sent = max(t.last or 0 for t in tones) - started
+    return Spoken(host, dojo, guests, tones, recording_id, sockets, sent)
+
+
+async def _mixed(client: Client, spoken: Spoken, tones: list[float]) -> dict[str, Any]:
+    """The recording once mixed, checked: as long as the recording carried audio, ``tones``
+    in its spectrum, in both formats."""
+    path = f"/v1/dojos/sessions/{spoken.dojo.session_id}/recordings/{spoken.recording_id}"
+    body = await wait_status(client, spoken.host, path, until=("ready", "failed"), within=60)
+    assert body["status"] == "ready", body
+    assert body["progress"] == 100
+    assert abs(body["duration"] - spoken.sent) <= 0.1 * spoken.sent
+    for link in (body["oggUrl"], body["m4aUrl"]):
+        status, _, data = await fetch_link(client, link)
+        assert status == 200
+        samples, rate = decode(data)
+        assert abs(len(samples) / rate - spoken.sent) <= 0.1 * spoken.sent
+        assert min(peaks(samples, rate, tones)) > 0.2
+    return body
+
+
 @pytest.mark.parametrize("nodes", [1, 2])
 async def test_recorder_writes_each_participants_audio_and_the_job_mixes_them(
     make_client: MakeClient, nodes: int
@@ -202,27 +259,9 @@ async def test_recorder_writes_each_participants_audio_and_the_job_mixes_them(
     node that neither starts nor stops the recording, and hears the stop through the bus."""
     client = await make_client(worker=True)
     second = await make_client() if nodes == 2 else client
-    host = await signup(client)
-    dojo = await create_dojo(client, host)
-    guests = [await register(client, host) for _ in range(2)]
-    tokens = [await join(client, dojo, g) for g in guests]
-    tones = [Tone(440.0), Tone(1000.0)]
     async with aiohttp.ClientSession() as http:
-        urls = [dojo.events(tokens[0]), on_node(second, dojo.events(tokens[1]))]
-        sockets = [await http.ws_connect(url) for url in urls]
-        for ws in sockets:
-            await next_event(ws, "welcome")
-        resp = await _recording(client, dojo, host, "start")
-        started = time.monotonic()
-        recording_id = UUID((await resp.json())["recordingId"])
-        pcs = []
-        for ws, tone in zip(sockets, tones, strict=True):
-            pc = await _speaker(ws, tone)
-            await _answered(ws, pc)
-            pcs.append(pc)
-        await asyncio.sleep(3.0)
-        for pc in pcs:
-            await pc.close()
+        spoken = await _two_speak(client, second, http)
+        host, dojo, guests = spoken.host, spoken.dojo, spoken.guests
         resp = await _recording(client, dojo, host, "stop")
         assert resp.status == 200
 
@@ -230,11 +269,11 @@ async def test_recorder_writes_each_participants_audio_and_the_job_mixes_them(
 
         async def parts() -> list[recordings_db.Part]:
             async with tenant_tx(pool, UUID(host.tenant_id)) as conn:
-                return await recordings_db.parts(conn, recording_id)
+                return await recordings_db.parts(conn, spoken.recording_id)
 
         await wait_until(lambda: _uploaded(parts, 2), within=30)
         found = {p.user_id: p for p in await parts()}
-        for guest, tone in zip(guests, tones, strict=True):
+        for guest, tone in zip(guests, spoken.tones, strict=True):
             part = found[UUID(guest.user_id)]
             assert part.start_offset is not None
             assert 0 <= part.start_offset < 5
@@ -244,25 +283,42 @@ async def test_recorder_writes_each_participants_audio_and_the_job_mixes_them(
             assert mine == 1.0
             assert other < 0.05
 
-        # The mix: as long as the recording carried audio, both tones in it.
-        path = f"/v1/dojos/sessions/{dojo.session_id}/recordings/{recording_id}"
-        body = await wait_status(client, host, path, until=("ready", "failed"), within=60)
-        assert body["status"] == "ready", body
-        assert body["progress"] == 100
+        body = await _mixed(client, spoken, [440.0, 1000.0])
         assert sorted(body["participants"]) == sorted(g.user_id for g in guests)
-        sent = max(t.last or 0 for t in tones) - started
-        assert abs(body["duration"] - sent) <= 0.1 * sent
         session = await (
             await client.get(f"/v1/dojos/sessions/{dojo.session_id}", headers=host.auth)
         ).json()
         assert session["recordingUrl"] is not None
-        for link in (body["oggUrl"], body["m4aUrl"]):
-            status, _, data = await fetch_link(client, link)
-            assert status == 200
-            samples, rate = decode(data)
-            assert abs(len(samples) / rate - sent) <= 0.1 * sent
-            assert min(peaks(samples, rate, [440.0, 1000.0])) > 0.2
-        for ws in sockets:
+        for ws in spoken.sockets:
+            await ws.close()
+
+
+async def test_a_node_that_died_leaves_its_part_to_its_next_run(make_client: MakeClient) -> None:
+    """The second node stops without uploading (as if killed): the mix is made without its
+    participant once the bounded wait passes, and again with them when the node runs again
+    and uploads what it had written."""
+    client = await make_client(worker=True, recording_upload_wait=2.0)
+    doomed = await make_client()
+    async with aiohttp.ClientSession() as http:
+        spoken = await _two_speak(client, doomed, http)
+        recorders = doomed.app[sockets.rooms_key].recorders
+        assert recorders is not None
+        await recorders.close()  # its peers end; what they wrote stays on its disk
+        await _recording(client, spoken.dojo, spoken.host, "stop")
+        first = await _mixed(client, spoken, [440.0])
+        assert first["participants"] == [spoken.guests[0].user_id]
+
+        await make_client()  # the node runs again, on the same data directory
+        path = f"/v1/dojos/sessions/{spoken.dojo.session_id}/recordings/{spoken.recording_id}"
+
+        async def mixed_again() -> bool:
+            body = await (await client.get(path, headers=spoken.host.auth)).json()
+            return body["status"] == "ready" and len(body["participants"]) == 2
+
+        await wait_until(mixed_again, within=60)
+        again = await _mixed(client, spoken, [440.0, 1000.0])
+        assert sorted(again["participants"]) == sorted(g.user_id for g in spoken.guests)
+        for ws in spoken.sockets:
             await ws.close()
 
 

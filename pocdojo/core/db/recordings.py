@@ -136,6 +136,49 @@ async def part_uploaded(
     )
 
 
+async def part_started(conn: Any, recording_id: UUID, object_key: str, offset: float) -> None:
+    """The part's first audio came ``offset`` seconds after the recording started."""
+    await conn.execute(
+        """UPDATE dojo_recording_parts SET start_offset = $3
+           WHERE recording_id = $1 AND object_key = $2""",
+        recording_id,
+        object_key,
+        offset,
+    )
+
+
+@dataclass(frozen=True)
+class LeftPart:
+    """A part whose node died before uploading it."""
+
+    recording_id: UUID
+    start_offset: float | None
+    mixed: bool  # its recording's mixing already ended without it
+
+
+async def left_part(conn: Any, object_key: str) -> LeftPart | None:
+    """The part stored under ``object_key`` if it was never uploaded."""
+    row = await conn.fetchrow(
+        """SELECT p.recording_id, p.start_offset, r.status IN ('ready', 'failed') AS mixed
+           FROM dojo_recording_parts p JOIN dojo_recordings r ON r.id = p.recording_id
+           WHERE p.object_key = $1 AND p.bytes IS NULL""",
+        object_key,
+    )
+    return None if row is None else LeftPart(**dict(row))
+
+
+async def mix_again(conn: Any, recording_id: UUID) -> None:
+    """Put a mixed recording and its job back to be mixed again (a part came late)."""
+    await conn.execute(
+        "UPDATE dojo_recordings SET status = 'processing' WHERE id = $1", recording_id
+    )
+    await conn.execute(
+        """UPDATE jobs SET status = 'queued', progress = 0, attempts = 0, error = NULL,
+                  completed_at = NULL, heartbeat_at = now() WHERE id = $1""",
+        recording_id,
+    )
+
+
 async def drop_part(conn: Any, recording_id: UUID, object_key: str) -> None:
     """A part no audio ever came for."""
     await conn.execute(
