@@ -6,22 +6,16 @@ and uploads it when the recording stops."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
 import aiohttp
-import av
-import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from av import AudioFrame
 
 from pocdojo.core import appkeys
 from pocdojo.core.db import recordings as recordings_db
@@ -30,6 +24,7 @@ from pocdojo.realtime import sockets
 from tests.dojo_helpers import Dojo, create_dojo, join, on_node
 from tests.helpers import Account, error_of, register, signup, wait_until
 from tests.jobs.job_helpers import fetch_link, wait_status
+from tests.realtime.recorder_peers import Tone, answered, decode, peaks, signal, speaker
 from tests.yclient import next_event
 
 Client = TestClient[Any, Any]
@@ -37,94 +32,6 @@ MakeClient = Callable[..., Awaitable[Client]]
 WS = aiohttp.ClientWebSocketResponse
 
 pytestmark = pytest.mark.timeout(120)
-
-RATE = 48000
-FRAME = 960  # 20 ms
-
-
-class Tone(MediaStreamTrack):
-    """A microphone that plays a sine tone, paced in real time; notes how long it sent."""
-
-    kind = "audio"
-
-    def __init__(self, frequency: float) -> None:
-        super().__init__()
-        self.frequency = frequency
-        self.samples = 0
-        self.first: float | None = None
-        self.last: float | None = None
-
-    async def recv(self) -> AudioFrame:
-        now = time.monotonic()
-        if self.first is None:
-            self.first = now
-        wait = self.first + self.samples / RATE - now
-        if wait > 0:
-            await asyncio.sleep(wait)
-        t = (np.arange(FRAME) + self.samples) / RATE
-        wave = (np.sin(2 * np.pi * self.frequency * t) * 0.3 * 32767).astype(np.int16)
-        frame = AudioFrame.from_ndarray(wave.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self.samples
-        frame.time_base = Fraction(1, RATE)
-        self.samples += FRAME
-        self.last = time.monotonic()
-        return frame
-
-    @property
-    def sent(self) -> float:
-        assert self.first is not None
-        assert self.last is not None
-        return self.last - self.first
-
-
-def decode(data: bytes) -> tuple[np.ndarray[Any, Any], int]:
-    """The audio of an encoded file as mono float samples, and its sample rate."""
-    chunks = []
-    rate = RATE
-    with av.open(io.BytesIO(data), mode="r") as container:
-        for frame in container.decode(audio=0):
-            rate = frame.sample_rate
-            samples = frame.to_ndarray().astype(np.float64)
-            if frame.format.is_planar:
-                chunks.append(samples.mean(axis=0))
-            else:
-                chunks.append(samples.reshape(-1, len(frame.layout.channels)).mean(axis=1))
-    return np.concatenate(chunks), rate
-
-
-def peaks(samples: np.ndarray[Any, Any], rate: int, near: list[float]) -> list[float]:
-    """The spectrum's energy around each frequency of ``near``, relative to its strongest bin."""
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
-    top = spectrum.max()
-    return [float(spectrum[np.abs(freqs - f) < 10].max() / top) for f in near]
-
-
-async def _speaker(ws: WS, tone: Tone | None, *, video_only: bool = False) -> RTCPeerConnection:
-    """Join voice and send ``tone`` to the recorder through the events socket."""
-    await ws.send_str(json.dumps({"type": "voice", "inVoice": True}))
-    await next_event(ws, "voice")
-    pc = RTCPeerConnection()
-    if tone is not None:
-        pc.addTrack(tone)
-    if video_only:
-        pc.addTransceiver("video", direction="sendonly")
-    offer = await pc.createOffer()
-    await pc.setLocalDescription(offer)
-    await _signal(ws, "offer", {"sdp": pc.localDescription.sdp, "type": "offer"})
-    return pc
-
-
-async def _signal(ws: WS, kind: str, data: Any) -> None:
-    await ws.send_str(json.dumps({"type": "signal", "to": "recorder", "kind": kind, "data": data}))
-
-
-async def _answered(ws: WS, pc: RTCPeerConnection) -> None:
-    answer = await next_event(ws, "signal", within=20)
-    assert answer["from"] == "recorder"
-    assert answer["kind"] == "answer"
-    await pc.setRemoteDescription(RTCSessionDescription(**answer["data"]))
 
 
 async def _recording(client: Client, dojo: Dojo, who: Account, action: str) -> Any:
@@ -224,8 +131,8 @@ async def _two_speak(client: Client, second: Client, http: aiohttp.ClientSession
     recording_id = UUID((await resp.json())["recordingId"])
     pcs = []
     for ws, tone in zip(sockets, tones, strict=True):
-        pc = await _speaker(ws, tone)
-        await _answered(ws, pc)
+        pc = await speaker(ws, tone)
+        await answered(ws, pc)
         pcs.append(pc)
     await asyncio.sleep(3.0)
     for pc in pcs:
@@ -331,25 +238,25 @@ async def test_recorder_refuses_what_it_cannot_take(client: Client) -> None:
     async with aiohttp.ClientSession() as http:
         ws = await http.ws_connect(dojo.events(token))
         await next_event(ws, "welcome")
-        pc = await _speaker(ws, Tone(440.0))  # no recording runs
+        pc = await speaker(ws, Tone(440.0))  # no recording runs
         assert (await next_event(ws, "error"))["code"] == "not_recording"
         await pc.close()
 
         await _recording(client, dojo, host, "start")
         await ws.send_str(json.dumps({"type": "voice", "inVoice": False}))
         await next_event(ws, "voice")
-        await _signal(ws, "offer", {"sdp": "v=0\r\n", "type": "offer"})
+        await signal(ws, "offer", {"sdp": "v=0\r\n", "type": "offer"})
         assert (await next_event(ws, "error"))["code"] == "not_in_voice"
 
-        video = await _speaker(ws, None, video_only=True)
+        video = await speaker(ws, None, video_only=True)
         assert (await next_event(ws, "error"))["code"] == "no_audio"
         await video.close()
         for garbage in ({"sdp": "garbage", "type": "offer"}, "text", {"type": "offer"}):
-            await _signal(ws, "offer", garbage)
+            await signal(ws, "offer", garbage)
             assert (await next_event(ws, "error"))["code"] == "invalid_sdp"
-        await _signal(ws, "candidate", {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"})
+        await signal(ws, "candidate", {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"})
         assert (await next_event(ws, "error"))["code"] == "no_recorder_peer"
-        await _signal(ws, "answer", {"sdp": "v=0", "type": "answer"})
+        await signal(ws, "answer", {"sdp": "v=0", "type": "answer"})
         assert (await next_event(ws, "error"))["code"] == "invalid_signal"
 
         await _recording(client, dojo, host, "stop")
