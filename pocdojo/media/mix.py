@@ -10,8 +10,11 @@ from typing import Any, cast
 
 import av
 import numpy as np
+import structlog
 from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
+
+log = structlog.get_logger(__name__)
 
 RATE = 48000
 
@@ -23,13 +26,17 @@ class Track:
 
 
 def _decode(path: Path) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """The file's first audio stream as mono float samples at ``RATE``."""
+    """The file's first audio stream as mono float samples at ``RATE``: as much of it as can
+    be read (a part its node was killed while writing ends early, or holds nothing)."""
     resampler = AudioResampler(format="flt", layout="mono", rate=RATE)
     chunks = []
-    with av.open(str(path), mode="r") as container:
-        for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
+    try:
+        with av.open(str(path), mode="r") as container:
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+    except (av.FFmpegError, EOFError) as exc:
+        log.warning("recording part read in part", path=path.name, error=str(exc))
     for out in resampler.resample(None):
         chunks.append(out.to_ndarray().reshape(-1))
     if not chunks:

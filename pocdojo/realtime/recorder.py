@@ -184,7 +184,11 @@ class Recorders:
             if track.kind != "audio" or capture.recorder is not None or capture.closed:
                 return
             capture.track = _Rebased(track, lambda at: self._started(recording, key, at))
-            capture.recorder = MediaRecorder(str(path), format="ogg")
+            # Each page reaches the file as soon as it is complete (every second), so a node
+            # killed mid-recording leaves all but its last second.
+            capture.recorder = MediaRecorder(
+                str(path), format="ogg", options={"flush_packets": "1"}
+            )
             capture.recorder.addTrack(capture.track)
             capture.starting = asyncio.ensure_future(capture.recorder.start())
 
