@@ -118,7 +118,6 @@ class Recorders:
         self._store = store
         self._running: dict[UUID, _Running] = {}
         self._tasks: set[asyncio.Future[None]] = set()
-        self._lock = asyncio.Lock()
 
     @property
     def directory(self) -> Path:
