@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from uuid import UUID
 
 import structlog
 from aiohttp import web
@@ -28,6 +31,7 @@ from pocdojo.core.settings import Settings
 from pocdojo.jobs.worker import RunningWorker
 from pocdojo.realtime import sockets
 from pocdojo.realtime.bus import Bus
+from pocdojo.realtime.recorder import Recorders
 from pocdojo.realtime.rooms import RoomMetrics, Rooms, RoomSettings
 from pocdojo.rest import (
     auth,
@@ -181,6 +185,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
             max_document_bytes=settings.ws_max_document_bytes,
         ),
         RoomMetrics(app[appkeys.metrics_key].registry),
+        Recorders(app[appkeys.db_pool_key], settings, lambda: app.get(appkeys.object_store_key)),
     )
     app[sockets.rooms_key] = rooms
     app[appkeys.live_rooms_key] = rooms
@@ -189,6 +194,23 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     yield
     await rooms.stop()
     await bus.stop()
+
+
+async def _recovered_recordings(app: web.Application) -> AsyncIterator[None]:
+    """Upload, in the background, the recording parts a killed run of this node left."""
+    rooms, queue = app[sockets.rooms_key], app[appkeys.job_queue_key]
+
+    async def requeue(tenant_id: UUID, recording_id: UUID) -> None:
+        await queue.enqueue("recording", tenant_id, recording_id, plan="standard")
+
+    task = None
+    if rooms.recorders is not None:
+        task = asyncio.create_task(rooms.recorders.recover(requeue), name="recording-recovery")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _going_away(app: web.Application) -> None:
@@ -218,6 +240,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_search)
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_object_store)
+    app.cleanup_ctx.append(_recovered_recordings)
     app.cleanup_ctx.append(_gc_tuning)
     if settings.worker:
         app.cleanup_ctx.append(_worker)

@@ -29,6 +29,11 @@ class Dojo:
         return f"{self.events_url}?token={token}"
 
 
+def on_node(client: Client, url: str) -> str:
+    """The same socket URL on another in-process node (the test server of ``client``)."""
+    return f"ws://{client.host}:{client.port}/v1/{url.split('/v1/', 1)[1]}"
+
+
 async def create_poc(client: Client, account: Account, title: str = "Dojo POC") -> str:
     resp = await client.post(
         "/v1/pocs",

@@ -20,7 +20,12 @@ from pocdojo.core.db.jobs import Kind
 
 log = structlog.get_logger(__name__)
 
-FUNCTIONS: dict[str, str] = {"report": "run_report", "video": "run_video", "email": "run_email"}
+FUNCTIONS: dict[str, str] = {
+    "report": "run_report",
+    "video": "run_video",
+    "email": "run_email",
+    "recording": "run_recording",
+}
 HEAD_START: dict[str, timedelta] = {
     "standard": timedelta(0),
     "premium": timedelta(hours=1),
@@ -46,7 +51,7 @@ class JobQueue:
         """Queue a job; False when Redis is unreachable (the sweeper queues it later).
 
         Args:
-            kind: report, video or email.
+            kind: report, video, email or recording.
             tenant_id: the job's tenant.
             job_id: the job's row id.
             plan: the tenant's plan, which decides how early the job is taken.

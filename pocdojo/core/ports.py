@@ -3,7 +3,7 @@ not import ``realtime``."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 
@@ -12,6 +12,11 @@ class LiveRooms(Protocol):
 
     async def end(self, session_id: UUID, tenant_id: UUID) -> None:
         """Close every socket of the session on every node and record the final code."""
+        ...
+
+    async def recording_changed(self, session_id: UUID, event: dict[str, Any]) -> None:
+        """The session's recording started or stopped (committed): send ``event`` to every
+        socket of the session; on a stop, every node uploads the parts it recorded."""
         ...
 
     async def online(self, session_id: UUID) -> set[str]:

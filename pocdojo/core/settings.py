@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     job_retry_delay: float = Field(5.0, ge=0)
     job_timeout: int = Field(30 * 60, ge=1)
     job_heartbeat_interval: float = Field(5.0, gt=0)
+    # How long a recording's mixing waits for every node to upload its parts after the stop;
+    # a part still missing then (its node died) is left out of the mix.
+    recording_upload_wait: float = Field(30.0, gt=0)
     job_stall_after: float = Field(60.0, gt=0)
 
     # Emails.

@@ -38,12 +38,17 @@ from pocdojo.core.jobqueue import JobQueue, arq_job_id
 from pocdojo.core.objectstore import open_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.settings import Settings
-from pocdojo.jobs import emails, reports, videos
+from pocdojo.jobs import emails, recordings, reports, videos
 from pocdojo.jobs.runtime import Deps, JobMetrics, tracked
 
 log = structlog.get_logger(__name__)
 
-HANDLERS = {"report": reports.make_report, "video": videos.make_video, "email": emails.send}
+HANDLERS = {
+    "report": reports.make_report,
+    "video": videos.make_video,
+    "email": emails.send,
+    "recording": recordings.mix_recording,
+}
 
 
 def open_redis(settings: Settings) -> ArqRedis:

@@ -33,6 +33,7 @@ from pocdojo.crdt import document
 from pocdojo.realtime.bus import Bus
 from pocdojo.realtime.peer import REFUSAL_CODES, REFUSALS, CloseCode, role_in_session
 from pocdojo.realtime.randori import OFF, Rotation
+from pocdojo.realtime.recorder import Recorders
 from pocdojo.realtime.room import Room, Writes, is_panic
 
 log = structlog.get_logger(__name__)
@@ -130,8 +131,10 @@ class Rooms:
         bus: Bus,
         settings: RoomSettings,
         metrics: RoomMetrics,
+        recorders: Recorders | None = None,
     ) -> None:
         self.pool = pool
+        self.recorders = recorders
         self.redis = redis
         self.bus = bus
         self.settings = settings
@@ -166,6 +169,8 @@ class Rooms:
         await self._flusher.stop()
         for task in list(self._background):
             task.cancel()
+        if self.recorders is not None:
+            await self.recorders.close()
         await self.close_sockets()
         for room in list(self.rooms.values()):
             await self._unload_or_log(room)
@@ -355,6 +360,22 @@ class Rooms:
             doc = await document.load(self.pool, tenant_id, session_id)
             await self._history_row(tenant_id, session_id, doc.code(), "end")
 
+    # --- recording -------------------------------------------------------------------------
+
+    async def recording_changed(self, session_id: UUID, event: dict[str, Any]) -> None:
+        """The host started or stopped the recording (committed): tell every socket, on
+        every node; on a stop, each node uploads the parts its recorder peers wrote."""
+        text = json.dumps(event)
+        self.bus.publish(str(session_id), b"c", text.encode())
+        self._recording(session_id, text, event)
+
+    def _recording(self, session_id: UUID, text: str, event: dict[str, Any]) -> None:
+        room = self.rooms.get(session_id)
+        if room is not None:
+            room.broadcast_event(text)
+        if event.get("state") == "stopped" and self.recorders is not None:
+            self.background(self.recorders.stopped(session_id, UUID(event["recordingId"])))
+
     # --- randori -----------------------------------------------------------------------------
 
     async def randori_changed(self, session_id: UUID, tenant_id: UUID) -> None:
@@ -475,6 +496,8 @@ class Rooms:
             await self._end_local(room.session_id, room.tenant_id)
         elif kind == b"r":
             await self._load_randori(room, announce=True)
+        elif kind == b"c":
+            self._recording(room.session_id, data.decode(), json.loads(data))
 
     async def _reload(self, room: Room) -> None:
         doc = await document.load(self.pool, room.tenant_id, room.session_id)

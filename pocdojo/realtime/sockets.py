@@ -26,8 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pocdojo.core import appkeys
 from pocdojo.core.api import Routes
 from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
-from pocdojo.core.errors import BadRequest, Forbidden, NotFound, Unavailable
+from pocdojo.core.db import tenants as tenants_db
+from pocdojo.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from pocdojo.core.security import DojoClaims
 from pocdojo.crdt.wire import Malformed
 from pocdojo.realtime import frames, voice
@@ -42,6 +44,7 @@ from pocdojo.realtime.peer import (
     close_socket,
     role_in_session,
 )
+from pocdojo.realtime.recorder import RECORDER, RecorderError
 from pocdojo.realtime.room import Room, is_panic
 from pocdojo.realtime.rooms import Rooms, online_users
 
@@ -73,7 +76,7 @@ class ChatIn(_Message):
 
 class SignalIn(_Message):
     type: Literal["signal"]
-    to: UUID
+    to: Literal["recorder"] | UUID
     kind: Literal["offer", "answer", "candidate", "bye"]
     data: dict[str, Any] | list[Any] | str | None = None
 
@@ -313,6 +316,8 @@ async def _serve(
                 rooms.background(
                     voice.store(rooms.redis, room.session_id, peer.user_id, voice.LEFT)
                 )
+                if rooms.recorders is not None:
+                    rooms.background(rooms.recorders.left(room.session_id, peer.user_id))
             await _presence(rooms, room, peer, "left")
         await peer.stop()
         await rooms.mark_offline(room.session_id, member)
@@ -416,7 +421,10 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             if not signals.take():
                 peer.send(_error("rate_limited", "too many signals; wait a little"))
                 continue
-            _relay(rooms, room, peer, event)
+            if isinstance(event.to, UUID):
+                _relay(rooms, room, peer, event, event.to)
+            else:
+                await _to_recorder(rooms, room, peer, event)
         elif isinstance(event, VoiceIn):
             if not signals.take():  # speaking flips often: it shares the signals' rate
                 peer.send(_error("rate_limited", "too many voice updates; wait a little"))
@@ -425,6 +433,8 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
                 in_voice=event.in_voice, muted=event.muted, speaking=event.speaking
             )
             peer.in_voice = state.in_voice
+            if not state.in_voice and rooms.recorders is not None:  # leaving hangs up
+                await rooms.recorders.left(room.session_id, peer.user_id)
             await voice.store(rooms.redis, room.session_id, peer.user_id, state)
             _emit(rooms, room, state.event(peer.user_id))
         elif isinstance(event, RandoriIn):
@@ -439,12 +449,27 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             if peer.role != "host":
                 peer.send(_error("forbidden", "only the host controls recording"))
                 continue
-            _emit(rooms, room, {
-                "type": "recording",
-                "state": "started" if event.action == "start" else "stopped",
-                "by": str(peer.user_id),
-                "at": _now(),
-            })  # fmt: skip
+            try:
+                async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
+                    recording = await recordings_db.control(
+                        conn, room.session_id, room.tenant_id, peer.user_id, event.action
+                    )
+            except Conflict as exc:
+                peer.send(_error(exc.code, exc.message))
+                continue
+            if event.action == "stop":
+                await _queue_mixing(request, room, recording.id)
+            event_out = recordings_db.recording_event(recording, peer.user_id)
+            await rooms.recording_changed(room.session_id, event_out)
+
+
+async def _queue_mixing(request: web.Request, room: Room, recording_id: UUID) -> None:
+    """Queue the job that mixes a stopped recording (its row is committed)."""
+    async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
+        tenant = await tenants_db.get(conn, room.tenant_id)
+    plan = tenant.plan if tenant is not None else "standard"
+    queue = request.app[appkeys.job_queue_key]
+    await queue.enqueue("recording", room.tenant_id, recording_id, plan=plan)
 
 
 def _now() -> str:
@@ -481,6 +506,7 @@ async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -
     async with tenant_tx(request.app[appkeys.db_pool_key], room.tenant_id) as conn:
         chat = await dojos_db.chat_page(conn, room.session_id, before=None, limit=backlog)
         people = await dojos_db.participants(conn, room.session_id)
+        recording = await recordings_db.running(conn, room.session_id)
     online = await online_users(rooms.redis, room.session_id)
     peer.send(held=False, message=json.dumps({
         "type": "welcome",
@@ -494,6 +520,8 @@ async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -
         "chat": [_chat_event(m.id, m.user_id, m.username, m.text, m.sent_at) for m in chat],
         "randori": rooms.randori_event(room),
         "voice": await voice.in_call(rooms.redis, room.session_id, online),
+        "recording": None if recording is None
+        else recordings_db.recording_event(recording, recording.started_by),
     }))  # fmt: skip
     return {str(m.id) for m in chat}
 
@@ -540,7 +568,26 @@ async def _chat(request: web.Request, rooms: Rooms, room: Room, peer: Peer, text
     _emit(rooms, room, _chat_event(message_id, peer.user_id, peer.username, text, sent_at))
 
 
-def _relay(rooms: Rooms, room: Room, peer: Peer, event: SignalIn) -> None:
+async def _to_recorder(rooms: Rooms, room: Room, peer: Peer, event: SignalIn) -> None:
+    """A signal to the recorder peer of this node: answered to this socket alone."""
+    if rooms.recorders is None:
+        peer.send(_error("not_recording", "this server does not record"))
+        return
+    try:
+        answer = await rooms.recorders.signal(
+            room.session_id, room.tenant_id, peer.user_id, peer.in_voice, event.kind, event.data
+        )
+    except RecorderError as exc:
+        peer.send(_error(exc.code, exc.message))
+        return
+    if answer is not None:
+        peer.send(json.dumps({
+            "type": "signal", "from": RECORDER, "to": str(peer.user_id), "kind": "answer",
+            "data": answer,
+        }))  # fmt: skip
+
+
+def _relay(rooms: Rooms, room: Room, peer: Peer, event: SignalIn, to: UUID) -> None:
     """WebRTC signaling: deliver to the addressee's event sockets, on whichever node."""
     _emit(
         rooms,
@@ -548,9 +595,9 @@ def _relay(rooms: Rooms, room: Room, peer: Peer, event: SignalIn) -> None:
         {
             "type": "signal",
             "from": str(peer.user_id),
-            "to": str(event.to),
+            "to": str(to),
             "kind": event.kind,
             "data": event.data,
         },
-        to=event.to,
+        to=to,
     )

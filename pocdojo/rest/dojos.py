@@ -15,11 +15,14 @@ from pocdojo.core import appkeys
 from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
 from pocdojo.core.db import audit
 from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import pocs as pocs_db
+from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound
 from pocdojo.core.ice import ice_servers
 from pocdojo.crdt import document
 from pocdojo.rest.fields import AwareTimestamp, Description, Language, PocTitle
+from pocdojo.rest.jobs import queue_after_commit, signed_url
 from pocdojo.rest.users import PageQuery
 
 routes = Routes(tag="dojos")
@@ -119,6 +122,9 @@ class SessionOut(ApiModel):
     ended_at: datetime | None
     created_at: datetime
     participants: list[ParticipantOut]
+    recording_url: str | None = Field(
+        description="the latest ready recording's mixed audio (Ogg/Opus; a signed link)"
+    )
 
 
 class SessionSummary(ApiModel):
@@ -183,6 +189,29 @@ class SnapshotOut(ApiModel):
 
 class SnapshotList(ApiModel):
     snapshots: list[SnapshotOut]
+
+
+class RecordingAction(ApiModel):
+    action: Literal["start", "stop"]
+
+
+class RecordingOut(ApiModel):
+    """A recording of the session's voice; its audio links come once it is ``ready``."""
+
+    recording_id: UUID
+    status: str = Field(description="recording, processing, ready or failed")
+    progress: int = Field(description="how far the mixing is, 0-100")
+    started_at: datetime
+    stopped_at: datetime | None
+    duration: float | None = Field(description="seconds of the mixed audio, once ready")
+    participants: list[UUID]
+    ogg_url: str | None = Field(description="the mix as Ogg/Opus (a signed, expiring link)")
+    m4a_url: str | None = Field(alias="m4aUrl", description="the mix as M4A/AAC, for Apple devices")
+    error: str | None = Field(description="why the mixing failed")
+
+
+class RecordingList(ApiModel):
+    recordings: list[RecordingOut]
 
 
 def _urls(ctx: Ctx, session_id: UUID) -> tuple[str, str]:
@@ -372,6 +401,7 @@ async def get_session(ctx: Ctx) -> SessionOut:
         started_at=session.started_at,
         ended_at=session.ended_at,
         created_at=session.created_at,
+        recording_url=await _latest_recording_url(ctx, session.id),
         participants=[
             ParticipantOut(
                 user_id=p.user_id,
@@ -425,6 +455,12 @@ async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
     count = await dojos_db.count_participants(ctx.conn, session.id)
     await audit.record(ctx.conn, ctx.actor(), "end", "dojo_session", session.id)
     rooms = ctx.app[appkeys.live_rooms_key]
+    me = ctx.principal.user_id
+    stopped = await recordings_db.stop_for_mixing(ctx.conn, session.id, session.tenant_id, me)
+    if stopped is not None:  # ending stops the recording: its parts are uploaded and mixed
+        await queue_after_commit(ctx, "recording", stopped.id)
+        event = recordings_db.recording_event(stopped, me)
+        ctx.after_commit(lambda: rooms.recording_changed(session.id, event))
     ended = session
     ctx.after_commit(lambda: rooms.end(ended.id, ended.tenant_id))
     assert session.ended_at is not None
@@ -434,7 +470,7 @@ async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
         session_summary=EndSummary(
             duration=max(0, int((session.ended_at - start).total_seconds())),
             participant_count=count,
-            recording_url=session.recording_url,
+            recording_url=await _latest_recording_url(ctx, session.id),
         ),
     )
 
@@ -443,8 +479,7 @@ async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
 async def chat_history(ctx: Ctx, query: ChatQuery) -> ChatPage:
     """Chat messages, oldest first: the newest ``limit``, or those sent before ``before``
     (pass the oldest ``sentAt`` you have to page back). Participants only."""
-    session = await _session(ctx)
-    await _require_participant(ctx, session)
+    session = await _participant_session(ctx)
     found = await dojos_db.chat_page(ctx.conn, session.id, before=query.before, limit=query.limit)
     return ChatPage(
         messages=[
@@ -461,14 +496,107 @@ async def chat_history(ctx: Ctx, query: ChatQuery) -> ChatPage:
 )
 async def snapshots(ctx: Ctx) -> SnapshotList:
     """The code as it stood at intervals while the session ran and when it ended."""
-    session = await _session(ctx)
-    await _require_participant(ctx, session)
+    session = await _participant_session(ctx)
     found = await dojos_db.history(ctx.conn, session.id)
     return SnapshotList(
         snapshots=[
             SnapshotOut(id=h.id, taken_at=h.taken_at, reason=h.reason, code=h.code) for h in found
         ]
     )
+
+
+@routes.op(
+    "POST",
+    "/v1/dojos/sessions/{sessionId}/recording",
+    response=RecordingOut,
+    roles=("admin", "user"),
+    errors=(403, 404, 409),
+)
+async def control_recording(ctx: Ctx, body: RecordingAction) -> RecordingOut:
+    """Start or stop recording the session's voice (host only), as the host's events socket
+    does: everyone gets a ``recording`` event. Starting while a recording runs, or stopping
+    when none runs, is 409."""
+    session = await _session(ctx, for_update=True)
+    _require_host(ctx, session)
+    if body.action == "start" and session.status == "ended":
+        raise Conflict("the session has ended", code="session_ended")
+    me = ctx.principal.user_id
+    recording = await recordings_db.control(
+        ctx.conn, session.id, session.tenant_id, me, body.action
+    )
+    if body.action == "stop":
+        await queue_after_commit(ctx, "recording", recording.id)
+    event = recordings_db.recording_event(recording, me)
+    rooms = ctx.app[appkeys.live_rooms_key]
+    ctx.after_commit(lambda: rooms.recording_changed(session.id, event))
+    return await _recording_out(ctx, recording)
+
+
+@routes.op(
+    "GET", "/v1/dojos/sessions/{sessionId}/recordings", response=RecordingList, errors=(403, 404)
+)
+async def list_recordings(ctx: Ctx) -> RecordingList:
+    """The session's recordings, newest first (participants only)."""
+    session = await _participant_session(ctx)
+    found = await recordings_db.of_session(ctx.conn, session.id)
+    return RecordingList(recordings=[await _recording_out(ctx, r) for r in found])
+
+
+@routes.op(
+    "GET",
+    "/v1/dojos/sessions/{sessionId}/recordings/{recordingId}",
+    response=RecordingOut,
+    errors=(403, 404),
+)
+async def get_recording(ctx: Ctx) -> RecordingOut:
+    """One recording: status, audio links once ready, duration, participants."""
+    session = await _participant_session(ctx)
+    recording = await recordings_db.get(
+        ctx.conn, session.id, ctx.path_id("recordingId", "recording")
+    )
+    if recording is None:
+        raise NotFound("recording not found")
+    return await _recording_out(ctx, recording)
+
+
+async def _latest_recording_url(ctx: Ctx, session_id: UUID) -> str | None:
+    ready = [r for r in await recordings_db.of_session(ctx.conn, session_id) if r.ogg_key]
+    return await _audio_link(ctx, ready[0], "ogg") if ready else None
+
+
+async def _audio_link(
+    ctx: Ctx, recording: recordings_db.Recording, ext: Literal["ogg", "m4a"]
+) -> str | None:
+    """A signed link to the recording's mix (None until it is ready)."""
+    key, content_type = (
+        (recording.ogg_key, "audio/ogg") if ext == "ogg" else (recording.m4a_key, "audio/mp4")
+    )
+    filename = f"dojo-recording-{recording.id}.{ext}"
+    return await signed_url(ctx, key, filename=filename, content_type=content_type)
+
+
+async def _recording_out(ctx: Ctx, recording: recordings_db.Recording) -> RecordingOut:
+    mixing: jobs_db.RecordingMix | None = await jobs_db.get(ctx.conn, "recording", recording.id)
+    failed = mixing is not None and mixing.job.status == "failed"
+    return RecordingOut(
+        recording_id=recording.id,
+        status="failed" if failed else recording.status,
+        progress=100 if recording.status == "ready" else mixing.job.progress if mixing else 0,
+        started_at=recording.started_at,
+        stopped_at=recording.stopped_at,
+        duration=recording.duration,
+        participants=recording.participants,
+        ogg_url=await _audio_link(ctx, recording, "ogg"),
+        m4a_url=await _audio_link(ctx, recording, "m4a"),
+        error=mixing.job.error if failed and mixing else None,
+    )
+
+
+async def _participant_session(ctx: Ctx) -> dojos_db.DojoSession:
+    """The session of the path, if the caller takes part in it (or is an admin)."""
+    session = await _session(ctx)
+    await _require_participant(ctx, session)
+    return session
 
 
 async def _require_participant(ctx: Ctx, session: dojos_db.DojoSession) -> None:

@@ -127,8 +127,11 @@ async def test_welcome_comes_first_and_describes_the_session(
     await join(client, dojo, watcher, role="observer")
     host_ws, _ = await welcome(http, dojo, dojo.host_token)
     ws, hello = await welcome(http, dojo, token)
-    assert set(hello) == {"type", "sessionId", "you", "participants", "chat", "randori", "voice"}
+    assert set(hello) == {
+        "type", "sessionId", "you", "participants", "chat", "randori", "voice", "recording"
+    }  # fmt: skip
     assert hello["voice"] == []
+    assert hello["recording"] is None
     assert hello["randori"] is None
     assert hello["sessionId"] == dojo.session_id
     assert hello["you"] == {
@@ -481,7 +484,7 @@ async def test_the_host_starts_and_stops_recording_for_everyone(
         await send(host_ws, {"type": "recording", "action": action})
         for ws in (host_ws, guest_ws):
             event = await next_event(ws, "recording")
-            assert set(event) == {"type", "state", "by", "at"}
+            assert set(event) == {"type", "state", "recordingId", "by", "at"}
             assert (event["state"], event["by"]) == (state, admin.user_id)
             assert datetime.fromisoformat(event["at"]).tzinfo is not None
     await guest_ws.close()

@@ -141,6 +141,11 @@ async def end_dojo(w: Side, me: Account) -> Call:
     return Call(f"/v1/dojos/sessions/{(await w.fresh_dojo()).session_id}/end")
 
 
+async def record_dojo(w: Side, me: Account) -> Call:
+    session_id = (await w.fresh_dojo()).session_id
+    return Call(f"/v1/dojos/sessions/{session_id}/recording", {"action": "start"})
+
+
 async def put_template(w: Side, me: Account) -> Call:
     template = await w.fresh_template()
     return Call(f"/v1/notifications/templates/{template}", {"subject": "Hello", **TEMPLATE})
@@ -385,6 +390,27 @@ ROUTES: tuple[Route, ...] = (
         "/v1/dojos/sessions/{sessionId}/snapshots",
         call(SESSION + "/snapshots"),
         roles=each(ok(), callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=NOT_PARTICIPANT),
+        cross=each(NOT_FOUND),
+    ),
+    Route(
+        "POST",
+        "/v1/dojos/sessions/{sessionId}/recording",
+        record_dojo,
+        roles=each(NOT_HOST, callers=IN_DOJO, owner=ok(), viewer=FORBIDDEN),
+        cross=each(NOT_FOUND, viewer=FORBIDDEN),
+    ),
+    Route(
+        "GET",
+        "/v1/dojos/sessions/{sessionId}/recordings",
+        call(SESSION + "/recordings"),
+        roles=each(ok(), callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=NOT_PARTICIPANT),
+        cross=each(NOT_FOUND),
+    ),
+    Route(
+        "GET",
+        "/v1/dojos/sessions/{sessionId}/recordings/{recordingId}",
+        call(SESSION + "/recordings/00000000-0000-4000-8000-000000000000"),
+        roles=each(NOT_FOUND, callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=NOT_PARTICIPANT),
         cross=each(NOT_FOUND),
     ),
     # --- reports and videos ---

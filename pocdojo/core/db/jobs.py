@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-Kind = Literal["report", "video", "email"]
+Kind = Literal["report", "video", "email", "recording"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,15 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class RecordingMix:
+    """The job that mixes a dojo recording (its id is the recording's)."""
+
+    job: Job
+    status: str
+    duration: float | None
+
+
+@dataclass(frozen=True)
 class EmailTemplate:
     template_id: str
     subject: str
@@ -100,6 +109,7 @@ _DETAIL: dict[str, tuple[str, type[Any]]] = {
     ),
     "video": ("videos", Video),
     "email": ("notifications", Notification),
+    "recording": ("dojo_recordings", RecordingMix),
 }
 
 
