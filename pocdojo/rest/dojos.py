@@ -125,6 +125,10 @@ class SessionOut(ApiModel):
     recording_url: str | None = Field(
         description="the latest ready recording's mixed audio (Ogg/Opus; a signed link)"
     )
+    join_code: str | None = Field(
+        description="the code to join with: shown to those in the session (to invite others "
+        "again), null to the rest of the tenant"
+    )
 
 
 class SessionSummary(ApiModel):
@@ -388,7 +392,9 @@ async def get_session(ctx: Ctx) -> SessionOut:
     session = await _session(ctx)
     people = await dojos_db.participants(ctx.conn, session.id)
     online = await ctx.app[appkeys.live_rooms_key].online(session.id)
+    member = any(p.user_id == ctx.principal.user_id for p in people)
     return SessionOut(
+        join_code=session.join_code if member else None,
         session_id=session.id,
         title=session.title,
         description=session.description,

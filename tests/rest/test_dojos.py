@@ -502,6 +502,17 @@ async def test_status_lists_participants_in_joining_order(client: Client, admin:
     assert [p["online"] for p in people] == [False, False, False]
 
 
+async def test_the_join_code_is_shown_to_those_in_the_session_only(
+    client: Client, admin: Account
+) -> None:
+    dojo = await create_dojo(client, admin)
+    guest, bystander = await register(client, admin), await register(client, admin)
+    await join(client, dojo, guest, role="observer")
+    assert (await status_of(client, admin, dojo.session_id))["joinCode"] == dojo.join_code
+    assert (await status_of(client, guest, dojo.session_id))["joinCode"] == dojo.join_code
+    assert (await status_of(client, bystander, dojo.session_id))["joinCode"] is None
+
+
 async def test_online_follows_the_events_socket(client: Client, admin: Account) -> None:
     dojo = await create_dojo(client, admin)
     guest = await register(client, admin)

@@ -347,7 +347,11 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/v1/dojos/sessions/{sessionId}",
         call(SESSION),
-        roles=each(ok(), callers=IN_DOJO),
+        roles=each(
+            ok(),
+            callers=IN_DOJO,
+            **dict.fromkeys(("owner", "member", "watcher"), ok(shows_join_code=True)),
+        ),
         cross=each(NOT_FOUND),
     ),
     Route(

@@ -52,6 +52,8 @@ class Probe:
         if got != str(expect):
             self.wrong.append(f"{label}: got {got}, expected {expect}: {text[:200]}")
         said = asked(call.path, call.params, call.body)
+        if expect.shows_join_code:  # those in a dojo see its code, to invite others
+            said += a.dojo.join_code
         for side in (a, b):
             # A success may name what its own tenant holds, but nobody's secrets.
             mine = side is a and not expect.refused

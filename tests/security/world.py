@@ -29,6 +29,7 @@ class Outcome:
 
     status: int
     code: str | None = None
+    shows_join_code: bool = False  # the answer may name the caller's own dojo's join code
 
     @property
     def refused(self) -> bool:
@@ -38,8 +39,8 @@ class Outcome:
         return f"{self.status} {self.code}" if self.code else str(self.status)
 
 
-def ok(status: int = 200) -> Outcome:
-    return Outcome(status)
+def ok(status: int = 200, *, shows_join_code: bool = False) -> Outcome:
+    return Outcome(status, shows_join_code=shows_join_code)
 
 
 def no(status: int, code: str) -> Outcome:
