@@ -24,13 +24,13 @@ What one run does:
    server's fan-out histogram (``pocdojo_fanout_latency_seconds`` from ``/metrics``, the
    difference over the typing window) and the load average before and after.
 
-The clock: both pages stamp ``performance.timeOrigin + performance.now()``. Chromium derives
-it from the same monotonic clock in every renderer, but each renderer fixes its own
-time-origin offset, so the script measures each page's offset against Python's
-``time.time()`` (best of 30 ``page.evaluate`` round trips, the midpoint) and corrects the
-receiver's stamps by the difference; that difference and its uncertainty (half the best
-round trips) are printed. "Rendered" means in the receiving page's DOM (what a paint shows
-next); the paint itself is not waited for.
+The clock: both pages stamp ``performance.timeOrigin + performance.now()``. The renderers
+of one Chromium read one monotonic clock, but each page's time origin is turned into epoch
+milliseconds on its own, so rather than assume they agree the script measures each page's
+offset against Python's ``time.time()`` (best of 30 ``page.evaluate`` round trips, the
+midpoint) and corrects the receiver's stamps by the difference; that difference and its
+uncertainty (half the best round trips) are printed. "Rendered" means in the receiving
+page's DOM (what a paint shows next); the paint itself is not waited for.
 
 Everything is stopped at the end, also on Ctrl-C or SIGTERM.
 """
