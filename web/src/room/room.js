@@ -1,6 +1,6 @@
 // The dojo room: CodeMirror 6 bound to the session's Yjs document (Y.Text `code`) through the
 // stock y-websocket provider, with remote cursors, one's own undo, participants, chat, a
-// connection indicator and the host's controls.
+// connection indicator, randori and the host's controls.
 import { defaultKeymap } from '@codemirror/commands'
 import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from '@codemirror/language'
 import { Compartment, EditorState, Prec } from '@codemirror/state'
@@ -13,6 +13,7 @@ import { h, replace, uid, when } from '../dom.js'
 import { applyCursorColors, userColor } from './colors.js'
 import { closeReason, eventsSocket } from './events.js'
 import { highlighted, loadLanguage } from './languages.js'
+import { randoriPanel } from './randori.js'
 
 const ROLE_NAMES = { host: 'host', participant: 'participant', observer: 'observer' }
 
@@ -127,7 +128,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
   const serverUrl = joined.docUrl.replace(/\/doc$/, '')
   const provider = new WebsocketProvider(serverUrl, 'doc', ydoc, { params: { token: joined.participantToken }, disableBc: true })
   const colors = userColor(me.userId)
-  provider.awareness.setLocalStateField('user', { name: me.username, ...colors })
+  provider.awareness.setLocalStateField('user', { name: me.username, userId: me.userId, ...colors })
   const undoManager = new Y.UndoManager(ytext)
   const readOnly = new Compartment()
   const languageConf = new Compartment()
@@ -164,12 +165,18 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     if (!destroyed) view.dispatch({ effects: languageConf.reconfigure(mode) })
   })
 
+  // Read-only in place (a reconfiguration, the sockets untouched) when the session is over,
+  // for observers, and in randori for everyone but the pilot.
+  let randori = null
   function setRole(next) {
     role = next
-    const locked = over || role === 'observer'
+    const turnLocked = randori !== null && randori.locked()
+    const locked = over || role === 'observer' || turnLocked
     view.dispatch({ effects: readOnly.reconfigure(readOnlyExtensions(locked)) })
     readOnlyNote.hidden = !locked
     if (over) readOnlyNote.textContent = 'The session has ended: the editor is read-only.'
+    else if (role === 'observer') readOnlyNote.textContent = 'You are observing: the editor is read-only.'
+    else if (turnLocked) readOnlyNote.textContent = 'Randori: the pilot types. The editor is read-only until your turn.'
     node.querySelector('.meta').textContent = `${language || 'Plain text'}${highlighted(language) ? '' : ' (no highlighting)'} · you are ${ROLE_NAMES[role] || role}`
   }
   readOnlyNote.hidden = role !== 'observer'
@@ -210,6 +217,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
 
   // --- participants, chat and the events socket -----------------------------------------------
   const people = new Map()
+  const nameOf = (userId) => (people.get(userId) || {}).username || 'someone who left'
   const paintPeople = () => {
     const sorted = [...people.values()].sort((a, b) => (a.username < b.username ? -1 : 1))
     replace(
@@ -256,6 +264,10 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
           earlier.hidden = message.chat.length === 0
           chatLog.scrollTop = chatLog.scrollHeight
           if (message.you && message.you.role !== role) setRole(message.you.role)
+          randori.apply(message.randori || null)
+          break
+        case 'randori':
+          randori.apply(message)
           break
         case 'chat':
           addChat(message)
@@ -264,6 +276,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
           const known = people.get(message.userId) || { userId: message.userId }
           people.set(message.userId, { ...known, username: message.username, role: message.role, online: message.event === 'joined' })
           paintPeople()
+          randori.repaint()
           break
         }
         case 'role': {
@@ -282,6 +295,18 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     },
   })
   paintPeople()
+
+  randori = randoriPanel({
+    isHost,
+    me,
+    nameOf,
+    send: (message) => events.send(message),
+    onChange: () => setRole(role),
+    view,
+    awareness: provider.awareness,
+    ydoc,
+  })
+  node.querySelector('.side').prepend(randori.node)
 
   earlier.addEventListener('click', async () => {
     if (!oldestChat) return
@@ -318,6 +343,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     for (const person of people.values()) person.online = false
     paintPeople()
     for (const button of tools.querySelectorAll('button')) button.disabled = true
+    randori.disable()
     provider.disconnect()
     events.close()
   }
@@ -341,6 +367,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     destroy() {
       destroyed = true
       events.close()
+      if (randori) randori.destroy()
       stopColors()
       provider.destroy()
       view.destroy()
