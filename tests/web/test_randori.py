@@ -108,8 +108,9 @@ def test_randori_rotates_the_pilot_and_only_the_pilot_types(site: Site, shots: P
         expect(page.locator(".cm-content")).to_have_attribute("aria-readonly", "false")
 
     host_page = pages[0]
-    host_page.get_by_label("Turn length in seconds").fill(str(PERIOD))
-    host_page.get_by_label("Turn length in seconds").press("Enter")  # the keyboard starts it
+    host_page.get_by_label("Unit").select_option("seconds")
+    host_page.get_by_label("Turn length").fill(str(PERIOD))
+    host_page.get_by_label("Turn length").press("Enter")  # the keyboard starts it
 
     for turn in range(TURNS):
         for page in pages:

@@ -1,13 +1,14 @@
-// Randori in the room: the host's control (turn length, start, stop), everyone's panel (pilot,
-// co-pilot, a countdown to the next turn, the order) and "follow the pilot", which keeps the
-// pilot's cursor (their awareness `cursor`) in view. The server announces every turn on the
-// events socket; the room makes the editor read-only in place for everyone but the pilot.
+// Randori in the room: the host's control (turn length in minutes or seconds, start, stop),
+// everyone's panel (pilot, co-pilot, a countdown to the next turn, the order) and "follow the
+// pilot", which keeps the pilot's cursor (their awareness `cursor`) in view. The server
+// announces every turn on the events socket; the room makes the editor read-only in place for
+// everyone but the pilot.
 import { EditorView } from '@codemirror/view'
 import * as Y from 'yjs'
 
 import { field, h, replace, uid } from '../dom.js'
 
-const DEFAULT_SECONDS = 300
+const DEFAULT_MINUTES = 5
 
 /** "m:ss" for a number of whole seconds. */
 function clock(seconds) {
@@ -27,7 +28,7 @@ export function randoriPanel({ isHost, me, nameOf, send, onChange, view, awarene
   let current = null // the last `randori` event while randori is on
 
   const headingId = uid('randori-h')
-  const state = h('p', { class: 'randori-state' }, 'Randori is off.')
+  const state = h('p', { class: 'randori-state', 'aria-live': 'polite' }, 'Randori is off.')
   const pilotName = h('strong', { class: 'pilot' })
   const copilotName = h('strong', { class: 'copilot' })
   const countdown = h('span', { class: 'countdown' })
@@ -47,15 +48,18 @@ export function randoriPanel({ isHost, me, nameOf, send, onChange, view, awarene
   let startButton = null
   let stopButton = null
   if (isHost) {
-    const seconds = h('input', { type: 'number', name: 'periodSeconds', min: 1, max: 3600, step: 1, value: DEFAULT_SECONDS, required: true })
+    const length = h('input', { type: 'number', name: 'turnLength', min: 1, max: 3600, step: 1, value: DEFAULT_MINUTES, required: true })
+    const unit = h('select', { name: 'unit' }, h('option', { value: '60' }, 'minutes'), h('option', { value: '1' }, 'seconds'))
     startButton = h('button', { type: 'submit' }, 'Start randori')
     stopButton = h('button', { type: 'button', class: 'secondary', disabled: true }, 'Stop randori')
-    control = h('form', { class: 'randori-control', 'aria-label': 'Randori control' }, field('Turn length in seconds', seconds), startButton, stopButton)
+    control = h('form', { class: 'randori-control', 'aria-label': 'Randori control' }, field('Turn length', length), field('Unit', unit), startButton, stopButton)
     control.addEventListener('submit', (event) => {
       event.preventDefault()
-      const periodSeconds = Number(seconds.value)
+      const periodSeconds = Number(length.value) * Number(unit.value)
       if (!Number.isInteger(periodSeconds) || periodSeconds < 1 || periodSeconds > 3600) {
-        seconds.reportValidity()
+        length.setCustomValidity('A turn lasts from 1 second to 60 minutes.')
+        length.reportValidity()
+        length.setCustomValidity('')
         return
       }
       send({ type: 'randori', action: 'start', periodSeconds })
