@@ -513,7 +513,7 @@ async def snapshots(ctx: Ctx) -> SnapshotList:
 
 @routes.op(
     "POST",
-    "/v1/dojos/sessions/{sessionId}/recording",
+    "/v1/dojos/sessions/{sessionId:uuid}/recording",
     response=RecordingOut,
     roles=("admin", "user"),
     errors=(403, 404, 409),
@@ -539,7 +539,10 @@ async def control_recording(ctx: Ctx, body: RecordingAction) -> RecordingOut:
 
 
 @routes.op(
-    "GET", "/v1/dojos/sessions/{sessionId}/recordings", response=RecordingList, errors=(403, 404)
+    "GET",
+    "/v1/dojos/sessions/{sessionId:uuid}/recordings",
+    response=RecordingList,
+    errors=(403, 404),
 )
 async def list_recordings(ctx: Ctx) -> RecordingList:
     """The session's recordings, newest first (participants only)."""
@@ -550,7 +553,7 @@ async def list_recordings(ctx: Ctx) -> RecordingList:
 
 @routes.op(
     "GET",
-    "/v1/dojos/sessions/{sessionId}/recordings/{recordingId}",
+    "/v1/dojos/sessions/{sessionId:uuid}/recordings/{recordingId:uuid}",
     response=RecordingOut,
     errors=(403, 404),
 )

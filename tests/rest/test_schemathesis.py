@@ -160,6 +160,9 @@ def populate(server: Server) -> World:
         ok(port, "POST", "/v1/dojos/sessions", {"title": "Fuzz kata", "pocId": pocs[0]}, token)
         for _ in range(2)
     )
+    recorded = f"/v1/dojos/sessions/{dojo['sessionId']}/recording"
+    recording = ok(port, "POST", recorded, {"action": "start"}, token)
+    ok(port, "POST", recorded, {"action": "stop"}, token)
     year = datetime.datetime.now(datetime.UTC).year
     report = ok(port, "POST", "/v1/reports/generate", {
         "reportType": "summary",
@@ -180,6 +183,7 @@ def populate(server: Server) -> World:
         "favoriteId": [favorite["favoriteId"]],
         "sessionId": [dojo["sessionId"]],
         "reportId": [report["reportId"]],
+        "recordingId": [recording["recordingId"]],
         "videoId": [video["videoId"]],
         "templateId": [template],
         "notificationId": [note["notificationId"]],
