@@ -1,1 +1,0 @@
-import{a,b,c,d}from"./chunk-PGZYRM4M.js";import"./chunk-S6KZHCQ7.js";import"./chunk-EGGYZDTZ.js";import"./chunk-O2XFH626.js";export{d as css,b as cssCompletionSource,c as cssLanguage,a as defineCSSCompletionSource};

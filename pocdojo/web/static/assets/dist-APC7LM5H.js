@@ -1,0 +1,1 @@
+import{a,b,c,d,e}from"./chunk-KKHPDZMW.js";import"./chunk-OASW5RXT.js";import"./chunk-O5TR7JI3.js";import"./chunk-HQPEJHCV.js";import"./chunk-3UW4F4J5.js";import"./chunk-ZSBYUEYV.js";import"./chunk-O2XFH626.js";export{e as autoCloseTags,d as html,a as htmlCompletionSource,b as htmlCompletionSourceWith,c as htmlLanguage};

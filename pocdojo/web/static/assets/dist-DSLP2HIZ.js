@@ -1,0 +1,1 @@
+import{a,b,c,d}from"./chunk-HQPEJHCV.js";import"./chunk-3UW4F4J5.js";import"./chunk-ZSBYUEYV.js";import"./chunk-O2XFH626.js";export{d as css,b as cssCompletionSource,c as cssLanguage,a as defineCSSCompletionSource};

@@ -1,1 +1,0 @@
-import{a,b,c,d,e}from"./chunk-K64EA3VI.js";import"./chunk-X2VBNBOP.js";import"./chunk-KEBG2CQ6.js";import"./chunk-PGZYRM4M.js";import"./chunk-S6KZHCQ7.js";import"./chunk-EGGYZDTZ.js";import"./chunk-O2XFH626.js";export{e as autoCloseTags,d as html,a as htmlCompletionSource,b as htmlCompletionSourceWith,c as htmlLanguage};
