@@ -239,7 +239,8 @@ async def test_realtime_metrics_are_exported(client: Client, admin: Account) -> 
     async with aiohttp.ClientSession() as http:
         a = await YClient.connect(http, dojo.doc(dojo.host_token))
         b = await YClient.connect(http, dojo.doc(dojo.host_token))
-        await b.wait_for(lambda: b.code == "m\n")
+        for c in (a, b):
+            await c.wait_for(lambda c=c: c.code == "m\n")  # type: ignore[misc]
         a.text += "metric\n"
         await b.wait_for(lambda: b.code == "m\nmetric\n")
         text = await (await client.get("/metrics")).text()

@@ -159,9 +159,9 @@ def test_randori_rotates_the_pilot_and_only_the_pilot_types(site: Site, shots: P
         for page in pages:
             wait_until(
                 page,
-                lambda page=page, turn=turn: f"# turn {turn}" in editor_text(page),
+                lambda page=page, turn=turn: f"# turn {turn}" in editor_text(page),  # type: ignore[misc]
                 f"the pilot's text of turn {turn}",
-                lambda page=page: repr(editor_text(page)[-80:]),
+                lambda page=page: repr(editor_text(page)[-80:]),  # type: ignore[misc]
                 seconds=PERIOD,
             )
         for page in pages:
