@@ -20,6 +20,7 @@ from uuid import UUID
 
 from pycrdt import Doc, Text, merge_updates
 
+from pocdojo.core.db import recordings as recordings_db
 from pocdojo.crdt import wire
 from pocdojo.crdt.document import CODE, EMPTY_UPDATE
 
@@ -87,6 +88,11 @@ def from_rows(rows: Sequence[Row]) -> Timeline:
         steps.append(Step(max(row.at, 0.0), row.data, author))
     base = merge_updates(*base_parts) if base_parts else EMPTY_UPDATE
     return Timeline(base, _coalesce(steps))
+
+
+async def load(conn: Any, recording: recordings_db.Recording) -> Timeline:
+    """The recording's code timeline as stored."""
+    return from_rows([Row(*row) for row in await recordings_db.timeline_rows(conn, recording)])
 
 
 def _clients(update: bytes) -> Iterable[int]:
