@@ -286,6 +286,23 @@ class RunningWorker:
             await worker.on_shutdown(worker.ctx)
         await redis.aclose()
 
+    def stop_picking(self) -> None:
+        """Take no new job (the node is stopping); running ones go on."""
+        if self._worker is not None:
+            self._worker.allow_pick_jobs = False
+
+    async def finish(self, within: float) -> None:
+        """Stop: running jobs get ``within`` seconds to finish; those still running then go
+        back to the queue, for another worker."""
+        self._stopping = True
+        self.stop_picking()
+        worker = self._worker
+        running = [] if worker is None else [t for t in worker.tasks.values() if not t.done()]
+        if running:
+            log.info("waiting for running jobs", jobs=len(running), within=within)
+            await asyncio.wait(running, timeout=within)
+        await self.stop()
+
     async def stop(self) -> None:
         self._stopping = True
         await self._close()

@@ -179,6 +179,10 @@ class Rooms:
         if self._unloading:
             await asyncio.gather(*self._unloading, return_exceptions=True)
 
+    async def flush(self) -> None:
+        """Store every room's pending updates now (the node is stopping)."""
+        await self._flush_all()
+
     async def close_sockets(self) -> None:
         """Close every socket of every room with 1001 (the node is going away)."""
         await asyncio.gather(

@@ -642,7 +642,7 @@ async def recording_timeline(ctx: Ctx) -> TimelineOut:
     together (participants only)."""
     session = await _participant_session(ctx)
     recording = await _recording_of_path(ctx, session)
-    found = await timeline.load(ctx.conn, recording)
+    found = timeline.coalesced(await timeline.load(ctx.conn, recording))
     authors = found.authors()
     names = await users_db.usernames(ctx.conn, authors)
     index = {user: i for i, user in enumerate(authors)}

@@ -7,7 +7,7 @@ from typing import Any
 
 from pycrdt import Doc, Text
 
-from pocdojo.crdt.timeline import STEP_SECONDS, Row, code_at, from_rows
+from pocdojo.crdt.timeline import STEP_SECONDS, Row, coalesced, code_at, from_rows
 
 ANN, BOB = uuid.uuid4(), uuid.uuid4()
 
@@ -82,7 +82,7 @@ def test_a_later_nodes_state_is_a_step_and_nothing_before_the_first_is_lost() ->
     assert [s.author for s in timeline.steps] == [ANN, None]
 
 
-def test_one_authors_burst_is_one_step() -> None:
+def test_for_a_player_one_authors_burst_is_one_step_at_its_last_update() -> None:
     ann, bob = Writer(), Writer()
     rows = [Row(0, b"\x00\x00", True, None)]
     t = 1.0
@@ -91,6 +91,11 @@ def test_one_authors_burst_is_one_step() -> None:
         t += STEP_SECONDS / 4
     rows.append(Row(t, bob.type(0, "B"), False, BOB))
     rows.append(Row(t + 1, ann.type(3, "d"), False, ANN))
-    timeline = from_rows(rows)
+    exact = from_rows(rows)
+    assert [s.author for s in exact.steps] == [ANN] * 3 + [BOB, ANN]
+    assert code_at(exact, 1.0) == "a"  # exact to the update
+    timeline = coalesced(exact)
     assert [s.author for s in timeline.steps] == [ANN, BOB, ANN]
+    assert timeline.steps[0].t == exact.steps[2].t
+    assert code_at(timeline, 1.0) == ""  # shown a little late, never early
     assert sorted(code_at(timeline, 100)) == sorted("abcdB")

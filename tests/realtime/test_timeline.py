@@ -21,13 +21,14 @@ from pycrdt import Doc, Text
 from pocdojo.core.colors import user_color
 from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
+from pocdojo.realtime.rooms import RoomSettings
 from pocdojo.realtime.sockets import rooms_key
 from tests.dojo_helpers import Dojo, create_dojo, join, on_node
 from tests.helpers import Account, error_of, register, signup, wait_until
 from tests.realtime.jsclient import JsClient, JsFactory, eventually, report_of, server_url_of
 from tests.realtime.recorder_peers import Tone, answered, speaker
 from tests.realtime.test_recording import Spoken, _mixed
-from tests.yclient import next_event
+from tests.yclient import YClient, next_event
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -261,3 +262,48 @@ async def test_code_and_timeline_refuse_bad_input_and_strangers(client: Client) 
     body = await resp.json()
     assert body["status"] == "recording"
     assert body["duration"] is None
+
+
+async def test_what_a_dead_node_accepted_during_a_recording_is_in_its_timeline(
+    make_client: MakeClient,
+) -> None:
+    """The node holding the writer never flushes (as if killed): the node holding the
+    listener stores the writer's updates, into the timeline too, at the time they arrived."""
+    dead = await make_client(dojo_persist_interval=3600.0, dojo_idle_unload=3600.0)
+    alive = await make_client()
+    host = await signup(alive)
+    dojo = await create_dojo(alive, host, initialCode="")
+    guest = await join(alive, dojo, await register(alive, host))
+    async with aiohttp.ClientSession() as http:
+        writer = await YClient.connect(http, on_node(dead, dojo.doc(dojo.host_token)))
+        listener = await YClient.connect(http, on_node(alive, dojo.doc(guest)))
+        await writer.synced.wait()
+        await listener.synced.wait()
+        resp = await alive.post(
+            f"/v1/dojos/sessions/{dojo.session_id}/recording",
+            headers=host.auth,
+            json={"action": "start"},
+        )
+        body = await resp.json()
+        recording_id, started = body["recordingId"], datetime.fromisoformat(body["startedAt"])
+        await wait_until(lambda: _both_know(dead, alive), within=5)
+        writer.text += "before;"
+        await listener.wait_for(lambda: listener.code == "before;")
+        between = time.time() - started.timestamp()
+        writer.text += "after;"
+        await listener.wait_for(lambda: listener.code == "before;after;")
+        await wait_until(
+            lambda: _code_is(alive, host, dojo, recording_id, 3600, "before;after;"),
+            within=RoomSettings().store_grace + RoomSettings().persist_interval + 2,
+        )
+        assert await _code_at(alive, host, dojo, recording_id, 0) == ""
+        assert await _code_at(alive, host, dojo, recording_id, between) == "before;"
+        await writer.close()
+        await listener.close()
+
+
+async def _both_know(*nodes: Client) -> bool:
+    """Every node's room has heard that the recording started."""
+    return all(
+        all(room.recording is not None for room in n.app[rooms_key].rooms.values()) for n in nodes
+    )
