@@ -38,7 +38,7 @@ from pocdojo.core.jobqueue import JobQueue, arq_job_id
 from pocdojo.core.objectstore import open_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.settings import Settings
-from pocdojo.jobs import emails, recordings, reports, videos
+from pocdojo.jobs import emails, recordings, replays, reports, videos
 from pocdojo.jobs.runtime import Deps, JobMetrics, tracked
 
 log = structlog.get_logger(__name__)
@@ -48,6 +48,7 @@ HANDLERS = {
     "video": videos.make_video,
     "email": emails.send,
     "recording": recordings.mix_recording,
+    "replay_video": replays.make_replay_video,
 }
 
 
