@@ -446,7 +446,7 @@ def status(data_dir: Path) -> tuple[dict[str, Any], list[Status]] | None:
     balancer = haproxy_servers(Path(state["statsSocket"]))
     out = []
     for m in state["members"]:
-        alive = m["pid"] is not None and _alive(m["pid"])
+        alive = m["pid"] is not None and pid_alive(m["pid"])
         ready = "-"
         if m["role"] == "node" and alive:
             code, _ = _ready(f"http://127.0.0.1:{m['port']}")
@@ -459,7 +459,8 @@ def status(data_dir: Path) -> tuple[dict[str, Any], list[Status]] | None:
     return state, out
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (or exists under another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
