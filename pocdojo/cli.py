@@ -240,6 +240,7 @@ def cluster_status(data_dir: Path | None) -> None:
         raise click.ClickException(f"no cluster runs on {settings.data_dir}")
     state, members = found
     click.echo(f"{state['url']}  (supervisor pid {state['supervisor']})")
+    click.echo(f"  PostgreSQL {state['databaseUrl']}\n  Valkey     {state['redisUrl']}")
     for m in members:
         port = "" if m.port is None else f":{m.port}"
         health = "running" if m.alive else "NOT RUNNING"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pocdojo.core.embedded import embedded_engines
+from pocdojo.core.embedded import EmbeddedEngines, embedded_engines, start_valkey
 from pocdojo.core.settings import Settings
 
 # HAProxy's checks: every second, down after two failures, up after two successes. A node
@@ -188,8 +188,9 @@ def _maxconn() -> int:
 
 
 def node_env(layout: Layout, engines: dict[str, str], index: int) -> dict[str, str]:
-    """A node's (or worker's, index -1) environment: the shared engines, secret and store."""
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    """A node's (or worker's, index -1) environment: the caller's, with the shared engines,
+    secret and store, and what a node behind the balancer needs."""
+    env = dict(os.environ)  # the caller's settings (TURN_URLS, limits, ...) reach every node
     env.update(engines)
     env.update(
         PUBLIC_URL=layout.url,
@@ -254,6 +255,8 @@ class Cluster:
         self.members: list[Member] = []
         self.stats_socket = layout.home / "haproxy.sock"
         self.stopping = False
+        self.engines = EmbeddedEngines()
+        self._stack: contextlib.ExitStack | None = None
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Cluster]:
@@ -266,7 +269,8 @@ class Cluster:
         home = layout.home
         (home / "logs").mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
-            engines = stack.enter_context(
+            self._stack = stack
+            engines = self.engines = stack.enter_context(
                 embedded_engines(layout.data_dir, postgres=True, valkey=True)
             )
             for line in engines.started:
@@ -372,8 +376,10 @@ class Cluster:
         self.members.append(member)
 
     def supervise(self, should_stop: Callable[[], bool]) -> None:
-        """Restart what exits, until ``should_stop``."""
+        """Restart what exits (Valkey too, on its port and with its data), until
+        ``should_stop``."""
         while not should_stop():
+            self._revive_valkey()
             for member in self.members:
                 code = member.exited()
                 if code is not None and not self.stopping:
@@ -382,6 +388,16 @@ class Cluster:
                     member.start()
                     self.save_state()
             time.sleep(0.2)
+
+    def _revive_valkey(self) -> None:
+        valkey = self.engines.valkey
+        if valkey is None or valkey.is_running() or self._stack is None:
+            return
+        self.say(f"Valkey stopped; starting it again on port {valkey.port}")
+        try:
+            self.engines.valkey = start_valkey(self.layout.data_dir, self._stack, valkey.port)
+        except Exception as exc:  # its port may be held a moment: try again next round
+            self.say(f"Valkey did not start again ({exc}); retrying")
 
     def _stop_members(self) -> None:
         """Nodes drain (SIGTERM) together, then workers, then the balancer."""
@@ -400,6 +416,8 @@ class Cluster:
             "url": self.layout.url,
             "supervisor": os.getpid(),
             "statsSocket": str(self.stats_socket),
+            "databaseUrl": self.engines.database_url,
+            "redisUrl": self.engines.redis_url,
             "members": [
                 {
                     "name": m.name,
