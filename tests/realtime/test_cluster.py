@@ -2,7 +2,8 @@
 clients typing markers through the balancer while a node is killed with SIGKILL, every node is
 restarted in turn (``pocdojo cluster restart``), Valkey is killed and PostgreSQL restarted.
 Afterwards every client holds every marker any client typed, and so does the document
-loaded again from PostgreSQL once every room was unloaded."""
+loaded again from PostgreSQL once every room was unloaded; every chat message acknowledged is
+in the history, and the jobs queued just before Valkey died complete."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ import pytest
 
 from pocdojo.cluster import pid_alive, read_state
 from tests.dojo_helpers import Dojo, create_dojo
-from tests.helpers import signup, wait_until
+from tests.helpers import Account, signup, wait_until
+from tests.jobs.job_helpers import wait_status
 from tests.realtime.jsclient import JsClient, JsFactory, eventually, report_of, server_url_of
 from tests.servers import POCDOJO, cli_env
 
@@ -222,6 +224,8 @@ async def test_a_cluster_loses_no_edit_through_kills_restarts_and_engine_faults(
             # 2. Every node restarted in turn, each draining first.
             await _cli(running, "restart")
             faults.append("rolling restart")
+            # Jobs queued just before Valkey goes: its queue entries may be lost with it.
+            reports = [await _queue_report(running, host) for _ in range(2)]
             # 3. Valkey killed; the supervisor starts it again on its port, with its data.
             valkey_pid = int((running.data_dir / "valkey" / "valkey.pid").read_text())
             os.kill(valkey_pid, signal.SIGKILL)
@@ -266,6 +270,16 @@ async def test_a_cluster_loses_no_edit_through_kills_restarts_and_engine_faults(
         assert not lost, sorted(lost)[:20]
         await reader.stop()
 
+        async with aiohttp.ClientSession(base_url=running.url) as http:
+            for report_id in reports:
+                body = await wait_status(
+                    http,  # type: ignore[arg-type]
+                    host,
+                    f"/v1/reports/{report_id}/status",
+                    within=180,
+                )
+                assert body["status"] == "completed", body
+
         history: set[str] = set()
         async with aiohttp.ClientSession(base_url=running.url) as http:
             params = {"limit": "100"}
@@ -282,6 +296,22 @@ async def test_a_cluster_loses_no_edit_through_kills_restarts_and_engine_faults(
         assert chatter.reconnects > 0, "the faults never reached the chat socket"
         assert set(chatter.acked) <= history, sorted(set(chatter.acked) - history)
         print(f"chat: {len(chatter.acked)} acknowledged, {chatter.reconnects} reconnects, 0 lost")
+
+
+async def _queue_report(running: Running, host: Account) -> str:
+    year = time.gmtime().tm_year
+    body = {
+        "reportType": "summary",
+        "format": "json",
+        "dateRange": {"startDate": f"{year}-01-01", "endDate": f"{year}-12-31"},
+    }
+    async with (
+        aiohttp.ClientSession(base_url=running.url) as http,
+        http.post("/v1/reports/generate", json=body, headers=host.auth) as resp,
+    ):
+        assert resp.status == 202, await resp.text()
+        report_id: str = (await resp.json())["reportId"]
+        return report_id
 
 
 async def _valkey_back(running: Running, old_pid: int) -> bool:
