@@ -1,0 +1,219 @@
+"""Voice and recording in Chromium: two people join the call and hear each other over real
+peer connections; the host records, the others see it, the recording is mixed; the replay
+player shows the code of any second.
+
+Chromium runs with its fake microphone (a tone with a beep each second) and grants it without
+asking. What the pages receive is read from their real ``RTCPeerConnection`` statistics
+through the room's ``window.pocdojoVoice.stats()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from tests.web.browser import (
+    assert_accessible,
+    chromium_path,
+    editor_text,
+    screenshot,
+    wait_until,
+)
+from tests.web.conftest import Site
+
+pytestmark = pytest.mark.timeout(300)
+
+STARTING_CODE = "def kata():\n    return 42\n"
+MEDIA_FLAGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium with a fake microphone that needs no permission prompt."""
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=MEDIA_FLAGS
+        )
+        yield launched
+        launched.close()
+
+
+def stats(page: Page) -> dict[str, Any]:
+    """The page's voice statistics: per peer, the audio bytes received and sent."""
+    found: dict[str, Any] = page.evaluate("() => window.pocdojoVoice.stats()")
+    return found
+
+
+def received_from(page: Page, user_id: str) -> int:
+    peer = stats(page)["peers"].get(user_id)
+    return int(peer["bytesReceived"]) if peer else 0
+
+
+def hears_more(page: Page, user_id: str, seconds: float = 20) -> None:
+    """Wait until the audio received from ``user_id`` grows past what it is now (and is
+    more than nothing)."""
+    start = received_from(page, user_id)
+    wait_until(
+        page,
+        lambda: received_from(page, user_id) > max(start, 0) + 1000,
+        f"audio from {user_id} to keep arriving",
+        lambda: str(stats(page)),
+        seconds=seconds,
+    )
+
+
+def in_room(site: Site, account: dict[str, str], room: str) -> Page:
+    """A page signed in as ``account``, in the dojo, connected, microphone allowed."""
+    page = site.page()
+    page.context.grant_permissions(["microphone"], origin=site.url)
+    site.log_in(page, account)
+    page.goto(room)
+    expect(page.get_by_role("status").filter(has_text="Connected")).to_be_visible()
+    wait_until(page, lambda: "return 42" in editor_text(page), "the starting code")
+    return page
+
+
+def dojo(site: Site) -> tuple[dict[str, str], dict[str, str], str, str]:
+    """A host, a guest of the same tenant, a new dojo's id and its join link."""
+    host = site.tenant()
+    guest = site.user(host)
+    poc_id = site.poc(host, "Roman numerals")
+    created = site.rest(
+        "POST",
+        "/v1/dojos/sessions",
+        {"title": "Roman kata", "pocId": poc_id, "initialCode": STARTING_CODE},
+        host["token"],
+    )
+    room = f"{site.url}/dojos/{created['sessionId']}?code={created['joinCode']}"
+    return host, guest, created["sessionId"], room
+
+
+def join_voice(page: Page) -> None:
+    page.get_by_role("button", name="Join voice").click()
+    expect(page.get_by_text("You are in the call.")).to_be_visible()
+
+
+def in_call(page: Page, username: str) -> Locator:
+    """The entry of ``username`` in the page's list of who is in the call."""
+    return (
+        page.get_by_role("list", name="In the call")
+        .get_by_role("listitem")
+        .filter(has_text=username)
+    )
+
+
+def test_two_people_in_voice_hear_each_other(site: Site, shots: Path) -> None:
+    host, guest, _, room = dojo(site)
+    host_page = in_room(site, host, room)
+    guest_page = in_room(site, guest, room)
+    expect(host_page.get_by_text("Nobody is in the call.")).to_be_visible()
+
+    join_voice(host_page)
+    expect(in_call(guest_page, host["username"])).to_be_visible()
+    join_voice(guest_page)
+    expect(in_call(host_page, guest["username"])).to_be_visible()
+    expect(in_call(guest_page, guest["username"])).to_contain_text("(you)")
+
+    # Each page receives the other's microphone, and keeps receiving it.
+    hears_more(host_page, guest["userId"])
+    hears_more(guest_page, host["userId"])
+    hears_more(host_page, guest["userId"])
+    assert host_page.locator("audio[data-user]").count() == 1
+
+    # The fake microphone beeps: the guest's voice activity shows on the host's page.
+    expect(in_call(host_page, guest["username"]).get_by_text("speaking")).to_be_visible(
+        timeout=20_000
+    )
+
+    # Muting reaches the other page; the muted person is never shown speaking.
+    guest_page.get_by_role("button", name="Mute").click()
+    expect(guest_page.get_by_role("button", name="Unmute")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(in_call(host_page, guest["username"]).get_by_text("muted")).to_be_visible()
+    expect(in_call(host_page, guest["username"]).get_by_text("speaking")).to_have_count(0)
+    assert_accessible(host_page, "dojo room, in voice")
+    screenshot(host_page, shots, "dojo-voice")
+    guest_page.get_by_role("button", name="Unmute").click()
+    expect(in_call(host_page, guest["username"]).get_by_text("muted")).to_have_count(0)
+
+    # Leaving closes the connection on both sides.
+    guest_page.get_by_role("button", name="Leave voice").click()
+    expect(in_call(host_page, guest["username"])).to_have_count(0)
+    wait_until(host_page, lambda: stats(host_page)["peers"] == {}, "the host to hang up")
+    assert stats(guest_page) == {"inVoice": False, "muted": False, "peers": {}, "recorder": None}
+    expect(guest_page.get_by_role("button", name="Join voice")).to_be_enabled()
+
+
+def sent_to_recorder(page: Page) -> int:
+    recorder = stats(page)["recorder"]
+    return int(recorder["bytesSent"]) if recorder else 0
+
+
+def test_the_host_records_and_the_recording_becomes_ready(site: Site, shots: Path) -> None:
+    host, guest, session_id, room = dojo(site)
+    host_page = in_room(site, host, room)
+    guest_page = in_room(site, guest, room)
+    join_voice(host_page)
+    expect(guest_page.locator(".recording-indicator")).to_have_text("Not recording.")
+    expect(guest_page.get_by_role("button", name="Start recording")).to_have_count(0)
+
+    host_page.get_by_role("button", name="Start recording").click()
+    for page in (host_page, guest_page):
+        expect(page.locator(".recording-indicator")).to_contain_text("Recording since")
+        expect(page.locator(".recording-indicator")).to_contain_text(
+            f"started by {host['username']}"
+        )
+    # In voice while it records: the host's microphone goes to the recorder too.
+    wait_until(
+        host_page,
+        lambda: sent_to_recorder(host_page) > 2000,
+        "the host's microphone to reach the recorder",
+        lambda: str(stats(host_page)),
+        seconds=20,
+    )
+    assert stats(guest_page)["recorder"] is None  # not in voice: nothing to send
+
+    # Joining the call while it records starts sending to the recorder as well.
+    join_voice(guest_page)
+    wait_until(
+        guest_page,
+        lambda: sent_to_recorder(guest_page) > 2000,
+        "the guest's microphone to reach the recorder",
+        lambda: str(stats(guest_page)),
+        seconds=20,
+    )
+    assert_accessible(guest_page, "dojo room, recording")
+
+    guest_page.locator(".cm-content").click()
+    guest_page.keyboard.press("Control+End")
+    guest_page.keyboard.type("# first\n", delay=120)
+    guest_page.keyboard.type("# second\n", delay=120)
+    wait_until(host_page, lambda: "# second" in editor_text(host_page), "the typing to arrive")
+
+    host_page.get_by_role("button", name="Stop recording").click()
+    for page in (host_page, guest_page):
+        expect(page.locator(".recording-indicator")).to_have_text("Not recording.")
+    wait_until(guest_page, lambda: stats(guest_page)["recorder"] is None, "the recorder hung up")
+    assert stats(guest_page)["inVoice"] is True  # the call itself goes on
+
+    guest_page.get_by_role("link", name="Recordings of this session").click()
+    expect(guest_page.get_by_role("heading", name="Recordings of Roman kata")).to_be_visible()
+    entry = guest_page.get_by_role("list", name="Recordings").get_by_role("listitem")
+    expect(entry).to_have_count(1)
+    expect(entry.locator(".status")).to_have_text("Ready", timeout=90_000)
+    assert_accessible(guest_page, "recordings")
+    screenshot(guest_page, shots, "recordings")
+
+    [listed] = site.rest(
+        "GET", f"/v1/dojos/sessions/{session_id}/recordings", token=guest["token"]
+    )["recordings"]
+    assert listed["status"] == "ready"
+    assert sorted(listed["participants"]) == sorted([host["userId"], guest["userId"]])
