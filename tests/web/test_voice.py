@@ -133,15 +133,14 @@ def test_two_people_in_voice_hear_each_other(site: Site, shots: Path) -> None:
     )
 
     # Muting reaches the other page; the muted person is never shown speaking.
-    guest_page.get_by_role("button", name="Mute").click()
-    expect(guest_page.get_by_role("button", name="Unmute")).to_have_attribute(
-        "aria-pressed", "true"
-    )
+    guest_page.get_by_role("button", name="Mute", pressed=False).click()
+    expect(guest_page.get_by_role("button", name="Mute", pressed=True)).to_be_visible()
+    expect(guest_page.get_by_text("You are in the call, muted.")).to_be_visible()
     expect(in_call(host_page, guest["username"]).get_by_text("muted")).to_be_visible()
     expect(in_call(host_page, guest["username"]).get_by_text("speaking")).to_have_count(0)
     assert_accessible(host_page, "dojo room, in voice")
     screenshot(host_page, shots, "dojo-voice")
-    guest_page.get_by_role("button", name="Unmute").click()
+    guest_page.get_by_role("button", name="Mute", pressed=True).click()
     expect(in_call(host_page, guest["username"]).get_by_text("muted")).to_have_count(0)
 
     # Leaving closes the connection on both sides.
@@ -191,6 +190,11 @@ def test_the_host_records_and_the_recording_becomes_ready(site: Site, shots: Pat
         seconds=20,
     )
     assert_accessible(guest_page, "dojo room, recording")
+
+    # Someone who opens the room while it records sees it from the start.
+    late = in_room(site, site.user(host), room)
+    expect(late.locator(".recording-indicator")).to_contain_text("Recording since")
+    expect(in_call(late, guest["username"])).to_be_visible()
 
     guest_page.locator(".cm-content").click()
     guest_page.keyboard.press("Control+End")

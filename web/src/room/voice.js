@@ -70,7 +70,8 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
   const headingId = uid('voice-h')
   const state = h('p', { class: 'voice-state', 'aria-live': 'polite' }, 'You are not in the call.')
   const joinButton = h('button', { type: 'button' }, 'Join voice')
-  const muteButton = h('button', { type: 'button', class: 'secondary', 'aria-pressed': 'false', hidden: true }, 'Mute')
+  // A toggle: its name stays, `aria-pressed` says whether the microphone is muted.
+  const muteButton = h('button', { type: 'button', class: 'secondary toggle', 'aria-pressed': 'false', hidden: true }, 'Mute')
   const list = h('ul', { class: 'voice-list', 'aria-label': 'In the call' })
   const empty = h('p', { class: 'meta' }, 'Nobody is in the call.')
   const problem = h('p', { class: 'error', role: 'alert', hidden: true })
@@ -141,7 +142,6 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     joinButton.className = inside ? 'secondary' : ''
     joinButton.disabled = disabled || joining
     muteButton.hidden = !inside
-    muteButton.textContent = muted ? 'Unmute' : 'Mute'
     muteButton.setAttribute('aria-pressed', muted ? 'true' : 'false')
     muteButton.disabled = disabled
     if (joining) state.textContent = 'Joining the call…'
