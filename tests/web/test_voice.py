@@ -151,6 +151,47 @@ def test_two_people_in_voice_hear_each_other(site: Site, shots: Path) -> None:
     expect(guest_page.get_by_role("button", name="Join voice")).to_be_enabled()
 
 
+# Keep the page's events sockets, so a test can drop them as a network blip would.
+KEEP_SOCKETS = """(() => {
+    const Native = window.WebSocket
+    window.eventSockets = []
+    window.WebSocket = class extends Native {
+        constructor(...args) {
+            super(...args)
+            if (String(args[0]).includes('/events')) window.eventSockets.push(this)
+        }
+    }
+})()"""
+
+
+def test_the_call_comes_back_after_the_events_socket_drops(site: Site) -> None:
+    host, guest, _, room = dojo(site)
+    host_page = in_room(site, host, room)
+    guest_page = site.page()
+    guest_page.context.add_init_script(KEEP_SOCKETS)
+    guest_page.context.grant_permissions(["microphone"], origin=site.url)
+    site.log_in(guest_page, guest)
+    guest_page.goto(room)
+    expect(guest_page.get_by_role("status").filter(has_text="Connected")).to_be_visible()
+    join_voice(host_page)
+    join_voice(guest_page)
+    hears_more(host_page, guest["userId"])
+    first_peer = host_page.locator("audio[data-user]").element_handle()
+
+    # The server takes the guest out of the call when its socket closes; the guest's page
+    # reconnects, says again that it is in the call, and the audio flows on a new connection.
+    guest_page.evaluate("() => window.eventSockets.forEach((s) => s.close(1000))")
+    wait_until(
+        host_page,
+        lambda: first_peer.evaluate("(a) => !a.isConnected"),
+        "the host to hang up the old connection",
+    )
+    expect(in_call(host_page, guest["username"])).to_be_visible()
+    hears_more(host_page, guest["userId"])
+    hears_more(guest_page, host["userId"])
+    expect(guest_page.get_by_text("You are in the call.")).to_be_visible()
+
+
 def sent_to_recorder(page: Page) -> int:
     recorder = stats(page)["recorder"]
     return int(recorder["bytesSent"]) if recorder else 0

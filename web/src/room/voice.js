@@ -314,6 +314,11 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     const pc = new RTCPeerConnection({ iceServers })
     recorder = { pc }
     pc.addTrack(local.track, local.stream)
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState !== 'failed' || !recorder || recorder.pc !== pc) return
+      stopRecorder()
+      setTimeout(syncRecorder, RETRY_MS)
+    })
     pc.addEventListener('icecandidate', (event) => {
       if (recorder && recorder.pc === pc && event.candidate && event.candidate.candidate) {
         signal(RECORDER, 'candidate', event.candidate.toJSON())
@@ -413,7 +418,17 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
           break
         }
         case 'voice':
-          if (message.userId === me.userId) break // this page knows its own state best
+          if (message.userId === me.userId) {
+            // This page knows its own state best. But an old socket of this page's, closing
+            // late after a reconnect, takes this user out of the call (and hangs up their
+            // recorder peer): say again that they are in it.
+            if (!message.inVoice && local) {
+              report(true)
+              stopRecorder()
+              syncRecorder()
+            }
+            break
+          }
           if (message.inVoice) {
             people.set(message.userId, { inVoice: true, muted: message.muted, speaking: message.speaking })
           } else {
