@@ -460,7 +460,7 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             if event.action == "stop":
                 await _queue_mixing(request, room, recording.id)
             event_out = recordings_db.recording_event(recording, peer.user_id)
-            await rooms.recording_changed(room.session_id, event_out)
+            await rooms.recording_changed(room.session_id, room.tenant_id, event_out)
 
 
 async def _queue_mixing(request: web.Request, room: Room, recording_id: UUID) -> None:
