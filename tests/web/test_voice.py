@@ -9,6 +9,8 @@ through the room's ``window.pocdojoVoice.stats()``.
 
 from __future__ import annotations
 
+import base64
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
+from pocdojo.crdt.timeline import Step, Timeline, code_at
 from tests.web.browser import (
     assert_accessible,
     chromium_path,
@@ -28,7 +31,12 @@ from tests.web.conftest import Site
 pytestmark = pytest.mark.timeout(300)
 
 STARTING_CODE = "def kata():\n    return 42\n"
-MEDIA_FLAGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+# A fake microphone granted without a prompt; the replay's audio may start without a click.
+MEDIA_FLAGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 @pytest.fixture(scope="module")
@@ -262,3 +270,114 @@ def test_the_host_records_and_the_recording_becomes_ready(site: Site, shots: Pat
     )["recordings"]
     assert listed["status"] == "ready"
     assert sorted(listed["participants"]) == sorted([host["userId"], guest["userId"]])
+
+
+def ready(site: Site, account: dict[str, str], path: str, page: Page) -> dict[str, Any]:
+    """The recording at ``path`` once it is mixed (polled while the page waits)."""
+    found: dict[str, Any] = {}
+
+    def is_ready() -> bool:
+        found.update(site.rest("GET", path, token=account["token"]))
+        return found["status"] in ("ready", "failed")
+
+    wait_until(page, is_ready, "the recording to be mixed", lambda: str(found), seconds=90)
+    assert found["status"] == "ready", found
+    return found
+
+
+def shown_code(page: Page) -> str:
+    return editor_text(page)
+
+
+def test_the_player_shows_the_code_of_the_chosen_second(site: Site, shots: Path) -> None:
+    host, guest, session_id, room = dojo(site)
+    host_page = in_room(site, host, room)
+    guest_page = in_room(site, guest, room)
+    join_voice(host_page)
+    host_page.get_by_role("button", name="Start recording").click()
+    wait_until(
+        host_page,
+        lambda: sent_to_recorder(host_page) > 2000,
+        "the host's microphone to reach the recorder",
+        lambda: str(stats(host_page)),
+        seconds=20,
+    )
+    guest_page.locator(".cm-content").click()
+    guest_page.keyboard.press("Control+End")
+    guest_page.keyboard.type("# first\n", delay=150)
+    guest_page.keyboard.type("# second\n", delay=150)
+    wait_until(host_page, lambda: "# second" in editor_text(host_page), "the typing to arrive")
+    host_page.get_by_role("button", name="Stop recording").click()
+    expect(host_page.locator(".recording-indicator")).to_have_text("Not recording.")
+    [listed] = site.rest(
+        "GET", f"/v1/dojos/sessions/{session_id}/recordings", token=guest["token"]
+    )["recordings"]
+    recording_id = listed["recordingId"]
+    path = f"/v1/dojos/sessions/{session_id}/recordings/{recording_id}"
+    ready(site, guest, path, guest_page)
+
+    # The second to show: on the scrubber's tenth-of-a-second grid, once "# first" was typed
+    # and before "# second" was, as the server tells the code of a second.
+    timeline = site.rest("GET", f"{path}/timeline", token=guest["token"])
+    assert timeline["status"] == "ready"
+
+    def server_code(at: float) -> str:
+        answer = site.rest("GET", f"{path}/code?at={at}", token=guest["token"])
+        code: str = answer["code"]
+        return code
+
+    # The player applies the timeline's steps up to the position (a burst of one author's
+    # keys is one step, at its last key): the code it should show, computed here from the
+    # same answer, is the server's own code of that second where the two meet.
+    steps = [Step(s["t"], base64.b64decode(s["u"]), None) for s in timeline["steps"]]
+    replayed = Timeline(base64.b64decode(timeline["base"]), steps)
+    grid = sorted({math.ceil(step.t * 10) / 10 for step in steps})
+    chosen = next(
+        at
+        for at in grid
+        if "# first\n" in (c := code_at(replayed, at))
+        and "# second\n" not in c
+        and server_code(at) == c
+    )
+    expected = server_code(chosen)
+    final = server_code(timeline["duration"])
+    assert "# second\n" in final
+
+    guest_page.goto(f"{site.url}/dojos/{session_id}/recordings/{recording_id}")
+    expect(guest_page.get_by_role("heading", name="Replay of Roman kata")).to_be_visible()
+    position = guest_page.get_by_label("Position")
+    expect(position).to_have_value("0")
+    wait_until(guest_page, lambda: shown_code(guest_page) == server_code(0), "the code at 0")
+    assert "# first" not in shown_code(guest_page)
+
+    # The scrubber, moved to the chosen second, shows the code of that second.
+    position.fill(f"{chosen:.1f}")
+    wait_until(
+        guest_page,
+        lambda: shown_code(guest_page) == expected,
+        f"the code at {chosen} s",
+        lambda: repr(shown_code(guest_page)),
+    )
+    assert_accessible(guest_page, "replay")
+    screenshot(guest_page, shots, "replay")
+
+    # Moving the audio moves the scrubber and the code; back again rebuilds the code.
+    audio = guest_page.get_by_label("Recorded voice")
+    end = float(timeline["duration"])
+    audio.evaluate("(a, at) => { a.currentTime = at }", end)
+    wait_until(guest_page, lambda: shown_code(guest_page) == final, "the code at the end")
+    assert abs(float(position.input_value()) - end) < 0.2
+    audio.evaluate("(a) => { a.currentTime = 0 }")
+    wait_until(guest_page, lambda: shown_code(guest_page) == server_code(0), "the code at 0")
+
+    # Playing advances the code with the audio.
+    audio.evaluate("(a) => a.play()")
+    wait_until(
+        guest_page,
+        lambda: "# first\n" in shown_code(guest_page),
+        "the code to follow the audio",
+        lambda: repr(shown_code(guest_page)),
+        seconds=end + 10,
+    )
+    playing_at = audio.evaluate("(a) => a.currentTime")
+    assert playing_at >= chosen - 0.5, playing_at

@@ -51,7 +51,7 @@ export async function replayScreen({ params, onLeave }) {
   const { sessionId, recordingId } = params
   const base = `/v1/dojos/sessions/${sessionId}/recordings/${recordingId}`
   const [session, recording, timeline] = await Promise.all([api('GET', `/v1/dojos/sessions/${sessionId}`), api('GET', base), api('GET', `${base}/timeline`)])
-  let language = session.language
+  let language = timeline.language || session.language
   if (!language) {
     try {
       language = (await api('GET', `/v1/pocs/${session.pocId}`)).language
