@@ -117,7 +117,7 @@ def in_call(page: Page, username: str) -> Locator:
     )
 
 
-def test_two_people_in_voice_hear_each_other(site: Site, shots: Path) -> None:
+def test_two_people_in_voice_hear_each_other(site: Site) -> None:
     host, guest, _, room = dojo(site)
     host_page = in_room(site, host, room)
     guest_page = in_room(site, guest, room)
@@ -147,7 +147,6 @@ def test_two_people_in_voice_hear_each_other(site: Site, shots: Path) -> None:
     expect(in_call(host_page, guest["username"]).get_by_text("muted")).to_be_visible()
     expect(in_call(host_page, guest["username"]).get_by_text("speaking")).to_have_count(0)
     assert_accessible(host_page, "dojo room, in voice")
-    screenshot(host_page, shots, "dojo-voice")
     guest_page.get_by_role("button", name="Mute", pressed=True).click()
     expect(in_call(host_page, guest["username"]).get_by_text("muted")).to_have_count(0)
 
@@ -244,6 +243,8 @@ def test_the_host_records_and_the_recording_becomes_ready(site: Site, shots: Pat
     late = in_room(site, site.user(host), room)
     expect(late.locator(".recording-indicator")).to_contain_text("Recording since")
     expect(in_call(late, guest["username"])).to_be_visible()
+    expect(in_call(guest_page, host["username"])).to_be_visible()
+    screenshot(guest_page, shots, "dojo-voice")
 
     guest_page.locator(".cm-content").click()
     guest_page.keyboard.press("Control+End")
