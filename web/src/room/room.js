@@ -91,7 +91,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     h('div', { class: 'title-row' }, h('h1', null, session.title), tools),
     h('p', { class: 'meta' }, `${language || 'Plain text'}${highlighted(language) ? '' : ' (no highlighting)'} · you are ${ROLE_NAMES[role] || role}`),
     endedNote,
-    connection,
+    h('div', { class: 'status-row' }, connection),
     h(
       'div',
       { class: 'room-grid' },
@@ -310,7 +310,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     recordingsHref,
   })
   share.after(voice.node)
-  connection.after(voice.indicator)
+  connection.after(voice.indicator) // beside the connection's state, for everyone
 
   earlier.addEventListener('click', async () => {
     if (!oldestChat) return
