@@ -182,6 +182,9 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     const Context = window.AudioContext || window.webkitAudioContext
     if (!Context) return null
     const context = new Context()
+    // Made after the click on "Join voice" and the microphone prompt: allowed to run, but
+    // it may start suspended (a prompt answered slowly, a background tab); ask again.
+    if (context.state === 'suspended') context.resume().catch(() => {})
     const analyser = context.createAnalyser()
     analyser.fftSize = 1024
     context.createMediaStreamSource(stream).connect(analyser)
@@ -389,7 +392,8 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     async stats() {
       const peers = {}
       for (const [userId, link] of links) peers[userId] = await audioStats(link.pc)
-      return { inVoice: local !== null, muted, peers, recorder: recorder ? await audioStats(recorder.pc) : null }
+      const analysis = local && local.context ? local.context.state : null
+      return { inVoice: local !== null, muted, speaking, analysis, peers, recorder: recorder ? await audioStats(recorder.pc) : null }
     },
   }
   window.pocdojoVoice = hook
