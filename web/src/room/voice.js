@@ -24,7 +24,7 @@ function clockTime(iso) {
   return Number.isNaN(date.getTime()) ? '' : date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
 }
 
-/** The audio bytes a peer connection received and sent, from its statistics. */
+/** The audio bytes a peer connection received and sent, from its statistics; its ICE URLs. */
 async function audioStats(pc) {
   const report = await pc.getStats()
   let bytesReceived = 0
@@ -34,7 +34,8 @@ async function audioStats(pc) {
     if (s.type === 'inbound-rtp') bytesReceived += s.bytesReceived || 0
     if (s.type === 'outbound-rtp') bytesSent += s.bytesSent || 0
   })
-  return { connectionState: pc.connectionState, bytesReceived, bytesSent }
+  const iceUrls = pc.getConfiguration().iceServers.flatMap((server) => server.urls)
+  return { connectionState: pc.connectionState, bytesReceived, bytesSent, iceUrls }
 }
 
 /**
