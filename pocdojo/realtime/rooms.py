@@ -179,6 +179,10 @@ class Rooms:
         if self._unloading:
             await asyncio.gather(*self._unloading, return_exceptions=True)
 
+    async def flush(self) -> None:
+        """Store every room's pending updates now (the node is stopping)."""
+        await self._flush_all()
+
     async def close_sockets(self) -> None:
         """Close every socket of every room with 1001 (the node is going away)."""
         await asyncio.gather(
@@ -190,15 +194,16 @@ class Rooms:
 
     async def acquire(self, session_id: UUID, tenant_id: UUID) -> Room:
         """The loaded room, loading it if needed; concurrent callers share one load."""
+        closing = self._closing.get(session_id)
+        if closing is not None:
+            # Being unloaded: once its updates and snapshot are stored, it is gone (and loaded
+            # again here) or, if storing failed, still loaded.
+            await asyncio.shield(closing)
+            return await self.acquire(session_id, tenant_id)
         room = self.rooms.get(session_id)
         if room is not None:
             self._cancel_idle(room)
             return room
-        closing = self._closing.get(session_id)
-        if closing is not None:
-            # Reload only once the last copy's updates and snapshot are stored.
-            await asyncio.shield(closing)
-            return await self.acquire(session_id, tenant_id)
         pending = self._loading.get(session_id)
         if pending is not None:
             room = await asyncio.shield(pending)
@@ -271,8 +276,9 @@ class Rooms:
                 self._unloading.discard(task)
 
     async def _unload_or_log(self, room: Room) -> None:
-        """Unload ``room``; a failure (its log unreadable, its rows refused) is logged, so
-        that the rooms unloaded after it are still stored."""
+        """Unload ``room``; a failure (its log unreadable, its rows refused, PostgreSQL
+        unreachable) is logged, so that the rooms unloaded after it are still stored; the
+        room stays loaded, and is unloaded again once idle."""
         try:
             await self.unload(room, reason="unload")
         except Exception:
@@ -283,21 +289,31 @@ class Rooms:
         if self.rooms.get(room.session_id) is not room:
             return
         self._cancel_idle(room)
-        del self.rooms[room.session_id]
-        self._stop_turns(room.session_id)
-        self.bus.unsubscribe(str(room.session_id))
+        # Sockets arriving meanwhile wait (``acquire``) for the outcome.
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closing[room.session_id] = done
         try:
-            await self._persist(room)
-            # The live document folded in: whatever this node holds that the log lacks
-            # (others' updates not yet announced stored) is stored now.
-            await document.compact(self.pool, room.tenant_id, room.session_id, room.document)
-            await self._record_history(room, reason)
+            # Stored before it is forgotten: if storing fails, the room stays loaded, with
+            # what it holds, and is unloaded later (nothing is dropped with it).
+            try:
+                await self._persist(room)
+                # The live document folded in: whatever this node holds that the log lacks
+                # (others' updates not yet announced stored) is stored now.
+                await document.compact(self.pool, room.tenant_id, room.session_id, room.document)
+            except Exception:
+                self.release(room)  # still loaded: its idle timer again, if it stays empty
+                raise
+            del self.rooms[room.session_id]
+            self._stop_turns(room.session_id)
+            self.bus.unsubscribe(str(room.session_id))
+            self.metrics.rooms.set(len(self.rooms))
+            try:
+                await self._record_history(room, reason)
+            except Exception:  # the document is stored; only this history row is missing
+                log.exception("recording the code's history failed", session=str(room.session_id))
         finally:
             del self._closing[room.session_id]
             done.set_result(None)
-        self.metrics.rooms.set(len(self.rooms))
         log.info("room unloaded", session=str(room.session_id))
 
     @contextlib.contextmanager

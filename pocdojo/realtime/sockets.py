@@ -202,6 +202,10 @@ async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketRe
     ws = _socket(request)
     if not ws.can_prepare(request).ok:
         await _refuse_plain_get(request)
+    if request.app[appkeys.draining_key].is_set():
+        # Before the upgrade: a balancer may send the request to another node, and a client
+        # that gets the 503 retries (through the balancer, to a node that stays).
+        raise Unavailable("this node is stopping: connect again", code="draining")
     await ws.prepare(request)
     try:
         await _admit_and_serve(request, ws, kind, handle)

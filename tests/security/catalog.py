@@ -431,6 +431,13 @@ ROUTES: tuple[Route, ...] = (
         roles=each(NOT_FOUND, callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=NOT_PARTICIPANT),
         cross=each(NOT_FOUND),
     ),
+    Route(
+        "POST",
+        "/v1/dojos/sessions/{sessionId}/recordings/{recordingId}/video",
+        call(SESSION + "/recordings/00000000-0000-4000-8000-000000000000/video"),
+        roles=each(NOT_FOUND, callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=FORBIDDEN),
+        cross=each(NOT_FOUND, viewer=FORBIDDEN),
+    ),
     # --- reports and videos ---
     Route(
         "POST",
