@@ -28,6 +28,8 @@ PAGES = (
     "/reports",
     "/dojos",
     "/dojos/{sessionId}",
+    "/dojos/{sessionId}/recordings",
+    "/dojos/{sessionId}/recordings/{recordingId}",
 )
 ASSET_PATH = "/assets/{name}"
 PATHS = frozenset((*PAGES, ASSET_PATH))
