@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 
 from pocdojo.core import appkeys
 from pocdojo.core.api import ApiModel, Ctx, Routes
@@ -31,6 +34,31 @@ async def healthz(ctx: Ctx) -> Health:
     return Health(status="ok")
 
 
+async def _probe(ctx: Ctx) -> dict[str, str]:
+    """Ask PostgreSQL and Redis at once; "ok" or the error's type for each, and the gauges set."""
+
+    async def database() -> None:
+        async with ctx.app[appkeys.db_pool_key].acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def redis() -> None:
+        await ctx.app[appkeys.redis_key].ping()
+
+    async def check(probe: Callable[[], Awaitable[None]]) -> str:
+        try:
+            await asyncio.wait_for(probe(), _PROBE_TIMEOUT)
+        except Exception as exc:  # any failure means "not ready"; the reason is reported
+            return f"error: {type(exc).__name__}"
+        return "ok"
+
+    names = ("database", "redis")
+    results = await asyncio.gather(check(database), check(redis))
+    gauge = ctx.app[appkeys.metrics_key].dependency_up
+    for name, result in zip(names, results, strict=True):
+        gauge.labels(name).set(1 if result == "ok" else 0)
+    return dict(zip(names, results, strict=True))
+
+
 @routes.op("GET", "/readyz", response=Readiness, auth=False, other_responses=((503, Readiness),))
 async def readyz(ctx: Ctx) -> web.Response:
     """Readiness: PostgreSQL and Redis answer within two seconds (503 otherwise, and from
@@ -40,21 +68,7 @@ async def readyz(ctx: Ctx) -> web.Response:
         return web.Response(
             body=body.model_dump_json(by_alias=True), status=503, content_type="application/json"
         )
-
-    async def database() -> None:
-        async with ctx.app[appkeys.db_pool_key].acquire() as conn:
-            await conn.fetchval("SELECT 1")
-
-    async def redis() -> None:
-        await ctx.app[appkeys.redis_key].ping()
-
-    checks: dict[str, str] = {}
-    for name, probe in (("database", database), ("redis", redis)):
-        try:
-            await asyncio.wait_for(probe(), _PROBE_TIMEOUT)
-            checks[name] = "ok"
-        except Exception as exc:  # any failure means "not ready"; the reason is reported
-            checks[name] = f"error: {type(exc).__name__}"
+    checks = await _probe(ctx)
     ready = all(v == "ok" for v in checks.values())
     body = Readiness(status="ok" if ready else "unavailable", checks=checks)
     return web.Response(
@@ -66,10 +80,26 @@ async def readyz(ctx: Ctx) -> web.Response:
 
 @routes.op("GET", "/metrics", auth=False, media_type="text/plain")
 async def metrics(ctx: Ctx) -> web.Response:
-    """Prometheus metrics in the text exposition format."""
-    registry = ctx.app[appkeys.metrics_key].registry
+    """Prometheus metrics in the text exposition format.
+
+    Each scrape also probes PostgreSQL and Redis (``pocdojo_dependency_up``) and counts the
+    jobs due on the queue (``pocdojo_job_queue_depth``), so alerts need no other exporter.
+    """
+    exported = ctx.app[appkeys.metrics_key]
+    checks = await _probe(ctx)
+    if checks["redis"] == "ok":
+        queue = ctx.app[appkeys.job_queue_key].queue_name
+        now_ms = int(time.time() * 1000)
+        try:
+            due = await asyncio.wait_for(
+                ctx.app[appkeys.redis_key].zcount(queue, "-inf", now_ms), _PROBE_TIMEOUT
+            )
+        except (RedisError, OSError, TimeoutError):
+            pass  # the gauge keeps its last value; pocdojo_dependency_up tells the rest
+        else:
+            exported.queue_depth.set(due)
     return web.Response(
-        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        body=generate_latest(exported.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from pocdojo.app import create_app
+from pocdojo.core import appkeys
 from pocdojo.core.logging import configure_logging
 from pocdojo.core.settings import Settings
 from tests.conftest import AiohttpClient, AppServer, Engines
@@ -657,6 +659,25 @@ def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
             if sample.name == name:
                 found[tuple(sorted(sample.labels.items()))] = sample.value
     return found
+
+
+async def test_metrics_report_the_engines_and_the_queue_due(
+    client: TestClient[Any, Any], make_client: MakeClient
+) -> None:
+    redis = client.app[appkeys.redis_key]
+    queue = client.app[appkeys.settings_key].job_queue
+    now_ms = int(time.time() * 1000)
+    # Two entries due (one of them a higher plan's, due "earlier"), one deferred retry.
+    await redis.zadd(queue, {"a": now_ms - 3_600_000, "b": now_ms, "c": now_ms + 60_000})
+    text = await (await client.get("/metrics")).text()
+    up = samples(text, "pocdojo_dependency_up")
+    assert up == {(("dependency", "database"),): 1.0, (("dependency", "redis"),): 1.0}
+    assert samples(text, "pocdojo_job_queue_depth") == {(): 2.0}
+
+    cut_off = await make_client(redis_url=UNREACHABLE_REDIS)
+    text = await (await cut_off.get("/metrics")).text()
+    up = samples(text, "pocdojo_dependency_up")
+    assert up == {(("dependency", "database"),): 1.0, (("dependency", "redis"),): 0.0}
 
 
 async def test_metrics_use_route_templates(client: TestClient[Any, Any], admin: Account) -> None:
