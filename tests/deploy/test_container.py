@@ -24,7 +24,8 @@ def test_hadolint_finds_nothing() -> None:
         text=True,
         check=False,
     )
-    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not result.stdout.strip(), result.stdout
 
 
 def test_the_image_runs_pocdojo_unprivileged_and_checks_its_health() -> None:
@@ -41,7 +42,8 @@ def test_the_image_runs_pocdojo_unprivileged_and_checks_its_health() -> None:
     assert final["FROM"] == "${PYTHON_IMAGE}"
     assert "slim" in next(rest for word, rest in instructions if word == "ARG")
     assert final["USER"].split(":")[0] not in ("0", "root")
-    assert final["ENTRYPOINT"] == '["pocdojo"]' and final["CMD"] == '["serve"]'
+    assert final["ENTRYPOINT"] == '["pocdojo"]'
+    assert final["CMD"] == '["serve"]'
     assert final["EXPOSE"] == "8080"
     assert "/healthz" in next(line for line in lines if "urlopen" in line)
     ignore = (CONTAINER / "Dockerfile.dockerignore").read_text().splitlines()
