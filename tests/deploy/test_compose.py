@@ -16,26 +16,13 @@ import pytest
 import yaml
 
 from pocdojo.core.settings import Settings
+from tests.deploy.known import BOTO3_VARIABLES, known_variables
 
 COMPOSE = Path(__file__).resolve().parents[2] / "deploy" / "compose"
 SCHEMA = Path(__file__).with_name("compose-spec.json")
-# The S3 store's endpoint, region and credentials are boto3's own variables (README: "Files").
-BOTO3_VARIABLES = {
-    "AWS_ENDPOINT_URL",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-}
 _VARIABLE = re.compile(
     r"\$(?:(?P<escaped>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})"
 )
-
-
-def settings_variables() -> set[str]:
-    """The environment variables ``Settings`` reads: its fields' names in upper case."""
-    prefix = Settings.model_config.get("env_prefix", "") or ""
-    return {(prefix + name).upper() for name in Settings.model_fields}
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -117,7 +104,7 @@ def test_every_variable_it_needs_is_in_the_example_env_file() -> None:
 
 
 def test_pocdojo_is_given_only_settings_it_knows() -> None:
-    known = settings_variables() | BOTO3_VARIABLES
+    known = known_variables()
     services = pocdojo_services(loaded())
     assert set(services) == {"migrate", "server", "worker"}
     for name, service in services.items():
