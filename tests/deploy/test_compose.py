@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from tests.deploy.known import BOTO3_VARIABLES, known_variables
 COMPOSE = Path(__file__).resolve().parents[2] / "deploy" / "compose"
 SCHEMA = Path(__file__).with_name("compose-spec.json")
 _VARIABLE = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})"
+    r"\$(?:(?P<escaped>\$)|(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\})"
 )
 
 
@@ -36,7 +38,8 @@ def env_file(path: Path) -> dict[str, str]:
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
-    """Compose's interpolation: ``${X}``, ``${X:-d}``, ``${X-d}``, ``${X:?e}``, ``${X?e}``, ``$$``.
+    """Compose's interpolation: ``$X``, ``${X}``, ``${X:-d}``, ``${X-d}``, ``${X:?e}``,
+    ``${X?e}``, and ``$$`` for a dollar sign.
 
     Raises:
         KeyError: a required variable (``?``) is unset or empty.
@@ -45,7 +48,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
     def substitute(match: re.Match[str]) -> str:
         if match["escaped"]:
             return "$"
-        name, op, arg = match["name"], match["op"], match["arg"] or ""
+        name, op, arg = match["name"] or match["bare"], match["op"], match["arg"] or ""
         value = env.get(name)
         empty = value is None or (op is not None and op.startswith(":") and value == "")
         if op in (":-", "-") and empty:
@@ -96,7 +99,8 @@ def test_the_schema_check_does_find_mistakes() -> None:
 
 def test_every_variable_it_needs_is_in_the_example_env_file() -> None:
     text = (COMPOSE / "compose.yaml").read_text()
-    needed = {m["name"] for m in _VARIABLE.finditer(text) if m["name"] and not m["op"]}
+    needed = {m["bare"] for m in _VARIABLE.finditer(text) if m["bare"]}
+    needed |= {m["name"] for m in _VARIABLE.finditer(text) if m["name"] and not m["op"]}
     needed |= {m["name"] for m in _VARIABLE.finditer(text) if m["op"] in (":?", "?")}
     assert needed <= set(env_file(COMPOSE / ".env.example")), needed
     with pytest.raises(KeyError, match="JWT_SECRET"):
@@ -153,3 +157,30 @@ def test_haproxy_checks_readiness_and_keeps_websockets_open() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_coturn_accepts_its_command_line(tmp_path: Path) -> None:
+    turnserver = shutil.which("turnserver")
+    if turnserver is None:
+        pytest.skip("coturn is not installed (Debian's coturn): its options were not tried")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = [
+        option
+        for option in loaded()["services"]["coturn"]["command"]
+        if not option.startswith("--listening-port=")
+    ]
+    argv = [turnserver, *options, f"--listening-port={port}", "--listening-ip=127.0.0.1"]
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
+    ) as server:
+        try:
+            output, _ = server.communicate(timeout=2)
+        except subprocess.TimeoutExpired:  # still serving: every option was taken
+            server.terminate()
+            output, _ = server.communicate(timeout=10)
+        else:
+            pytest.fail(f"turnserver exited with {server.returncode}:\n{output}")
+    assert "unrecognized option" not in output
+    assert "Black listing: 10.0.0.0-10.255.255.255" in output
