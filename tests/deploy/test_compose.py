@@ -140,11 +140,25 @@ def test_start_order_and_health_checks_hold_together() -> None:
     assert services["server"]["deploy"]["replicas"] == 3
 
 
+def test_a_node_drains_before_haproxy_or_docker_give_up_on_it() -> None:
+    server = loaded()["services"]["server"]
+    environment = server["environment"]
+    config = (COMPOSE / "haproxy.cfg").read_text()
+    inter, fall = re.findall(r"default-server inter (\d+)s fall (\d+)", config)[0]
+    # HAProxy sees /readyz fail `fall` times before the node stops listening...
+    assert float(environment["DRAIN_DELAY"]) > int(inter) * int(fall)
+    # ...and the drain ends before Docker kills the container.
+    grace = int(server["stop_grace_period"].removesuffix("s"))
+    assert grace > float(environment["DRAIN_DELAY"]) + float(environment["DRAIN_TIMEOUT"])
+    assert environment["JWT_SECRET"]  # the shared settings are merged in, not replaced
+
+
 def test_haproxy_checks_readiness_and_keeps_websockets_open() -> None:
     config = (COMPOSE / "haproxy.cfg").read_text()
     assert re.search(r"^\s+timeout tunnel \d+[smh]$", config, re.MULTILINE)
     assert "http-check send meth GET uri /readyz" in config
-    assert "server-template node 1-20 server:8080" in config
+    assert config.count("server-template node 1-20 server:8080") == 2
+    assert "balance uri path-only depth 4\n    hash-type consistent" in config
     haproxy = shutil.which("haproxy") or next(
         (p for p in ("/usr/sbin/haproxy",) if Path(p).exists()), None
     )

@@ -185,15 +185,20 @@ def test_servers_drain_and_are_probed_spread_and_budgeted() -> None:
     assert server["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert server["livenessProbe"]["httpGet"]["path"] == "/healthz"
     pause = server["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert spec["terminationGracePeriodSeconds"] >= pause + 30
+    settings = manifests["ConfigMap", "pocdojo-settings"]["data"]
+    drain = float(settings["DRAIN_DELAY"]) + float(settings["DRAIN_TIMEOUT"])
+    assert spec["terminationGracePeriodSeconds"] > pause + drain
     keys = {c["topologyKey"] for c in spec["topologySpreadConstraints"]}
     assert "topology.kubernetes.io/zone" in keys
     assert manifests["PodDisruptionBudget", "pocdojo-server"]["spec"]["maxUnavailable"] == 1
     hpa = manifests["HorizontalPodAutoscaler", "pocdojo-server"]["spec"]
     assert hpa["metrics"][0]["resource"]["name"] == "cpu"
-    annotations = manifests["Ingress", "pocdojo"]["metadata"]["annotations"]
-    for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
-        assert int(annotations[f"nginx.ingress.kubernetes.io/{timeout}"]) >= 3600
+    for ingress in ("pocdojo", "pocdojo-rooms"):
+        annotations = manifests["Ingress", ingress]["metadata"]["annotations"]
+        for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
+            assert int(annotations[f"nginx.ingress.kubernetes.io/{timeout}"]) >= 3600
+    rooms = manifests["Ingress", "pocdojo-rooms"]["metadata"]["annotations"]
+    assert rooms["nginx.ingress.kubernetes.io/upstream-hash-by"] == "$uri"
     job = manifests["Job", "pocdojo-migrate"]["spec"]["template"]["spec"]
     assert job["containers"][0]["args"] == ["migrate"]
 
