@@ -6,12 +6,12 @@ an ``RTCPeerConnection`` and a ``MediaRecorder`` writing Ogg/Opus per participan
 else). For each N of ``--participants``, ``--repeat`` times, both targets one after the
 other:
 
-1. pocdojo: a dojo session with N participants (REST); the host opens its events socket and
-   starts the recording. Then the participants' processes (``_recorder_peers.py``, never the
-   server's process) open their events sockets, join voice and send an offer to the recorder
-   through the signaling path (``{"type": "signal", "to": "recorder", ...}``); the answer
-   comes back on the socket and the peers connect. Reference: the same peers POST their
-   offers to it.
+1. pocdojo: N participants in dojo sessions of ``--per-dojo`` (10) participants and a host
+   each (REST); each host opens its events socket and starts its dojo's recording. Then the
+   participants' processes (``_recorder_peers.py``, never the server's process) open their
+   events sockets, join voice and send an offer to the recorder through the signaling path
+   (``{"type": "signal", "to": "recorder", ...}``); the answer comes back on the socket and
+   the peers connect. Reference: the same peers POST their offers to it.
 2. Every peer sends a tone of its own frequency (20 ms Opus packets), paced in real time,
    exactly ``--duration`` seconds of audio from a common start.
 3. The server's CPU (psutil, its process and threads) and the clients' are taken over the
@@ -34,7 +34,7 @@ and every run at each smaller N, was without gaps.
 Run from the repository root::
 
     .venv/bin/python bench/realtime/recorder.py --quick        # under a minute
-    .venv/bin/python bench/realtime/recorder.py                # 1 to 32 participants, 3 runs
+    .venv/bin/python bench/realtime/recorder.py                # 1 to 64 participants, 3 runs
 
 Every process it starts is stopped at the end, also on Ctrl-C or SIGTERM.
 """
@@ -80,7 +80,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 RATE = 48000
 FRAME = 960
-FULL = {"participants": "1,2,4,8,16,32", "duration": 20.0, "warmup": 2.0, "drain": 2.0,
+FULL = {"participants": "1,2,4,8,16,24,32,48,64", "duration": 20.0, "warmup": 2.0, "drain": 2.0,
         "repeat": 3}  # fmt: skip
 QUICK = {"participants": "1,2,4", "duration": 5.0, "warmup": 1.0, "drain": 1.5, "repeat": 1}
 
@@ -101,6 +101,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-length-error", type=float, default=0.02)
     parser.add_argument("--keep-going", action="store_true",
                         help="go on to larger N after an N where every run had gaps")  # fmt: skip
+    parser.add_argument("--per-dojo", type=int, default=10,
+                        help="participants per dojo session (10)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=60.0, help="per step (60 s)")
     parser.add_argument("--data-dir", type=Path, default=Path(".bench/recorder"))
     parser.add_argument("--json", type=Path, help="write every run to this file")
@@ -113,8 +115,10 @@ def parse_args() -> argparse.Namespace:
             setattr(args, name, value)
     args.ns = [int(n) for n in args.participants.split(",")]
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if not args.ns or min(args.ns) < 1 or max(args.ns) > 49:
-        parser.error("--participants: from 1 to 49 (a dojo holds 50 with its host)")
+    if not args.ns or min(args.ns) < 1:
+        parser.error("--participants: at least 1")
+    if not 1 <= args.per_dojo <= 49:
+        parser.error("--per-dojo: from 1 to 49 (a dojo holds 50 with its host)")
     if set(args.targets) - {"pocdojo", "reference"}:
         parser.error("--targets: pocdojo, reference")
     if args.duration <= args.warmup:
@@ -256,8 +260,8 @@ class Clients:
 
 
 def frequency(k: int) -> float:
-    """Participant k's tone: 300 Hz, then 50 Hz apart."""
-    return 300.0 + 50.0 * k
+    """Participant k's tone: 200 Hz, then 25 Hz apart (every part's tone tells its sender)."""
+    return 200.0 + 25.0 * k
 
 
 async def _sleep_until(t: float) -> None:
@@ -363,42 +367,58 @@ def _from_metrics(run: Run, args: argparse.Namespace, before: dict[str, float],
 async def pocdojo_run(
     run: Run, args: argparse.Namespace, server: Running, urls: EngineUrls, log_dir: Path
 ) -> None:
-    dojos = await create_dojos(server.port, 1, run.n + 1)
-    session_id, tokens = dojos.session_ids[0], dojos.tokens[0]
-    events = f"ws://127.0.0.1:{server.port}/v1/dojos/sessions/{session_id}/events?token="
+    rooms = math.ceil(run.n / args.per_dojo)
+    dojos = await create_dojos(server.port, rooms, min(run.n, args.per_dojo) + 1)
+    base = f"ws://127.0.0.1:{server.port}/v1/dojos/sessions/"
+    events = [f"{base}{sid}/events?token=" for sid in dojos.session_ids]
+    # participant k: in dojo k // per_dojo, as its user 1 + k % per_dojo (user 0 hosts)
+    senders = [events[k // args.per_dojo] + dojos.tokens[k // args.per_dojo][1 + k % args.per_dojo]
+               for k in range(run.n)]  # fmt: skip
+    hosts: list[Events] = []
     async with aiohttp.ClientSession() as http:
-        host = Events(await http.ws_connect(events + tokens[0]))
-        await host.next("welcome", args.timeout)
-        await host.send({"type": "recording", "action": "start"})
-        started = await host.next("recording", args.timeout, state="started")
-        before = await metrics(http, server.port)
-        clients = await Clients.start(args, "pocdojo", [events + t for t in tokens[1:]], log_dir)
         try:
-            await connect(run, args, server.measured, clients)
-            await send_tones(run, args, server.measured, clients)
-            await host.send({"type": "recording", "action": "stop"})
-            await host.next("recording", args.timeout, state="stopped")
-            paths = await uploaded(urls, started["recordingId"], run.n, args.timeout)
-            _from_metrics(run, args, before, await metrics(http, server.port))
-            await clients.tell({"close": True})
-            await clients.expect("closed", args.timeout)
+            for room in range(rooms):
+                hosts.append(Events(await http.ws_connect(events[room] + dojos.tokens[room][0])))
+            started = await asyncio.gather(*(record(host, "start", args.timeout) for host in hosts))
+            before = await metrics(http, server.port)
+            clients = await Clients.start(args, "pocdojo", senders, log_dir)
+            try:
+                await connect(run, args, server.measured, clients)
+                await send_tones(run, args, server.measured, clients)
+                await asyncio.gather(*(record(host, "stop", args.timeout) for host in hosts))
+                ids = [event["recordingId"] for event in started]
+                keys = await uploaded(urls, ids, run.n, args.timeout)
+                _from_metrics(run, args, before, await metrics(http, server.port))
+                await clients.tell({"close": True})
+                await clients.expect("closed", args.timeout)
+            finally:
+                await clients.stop()
         finally:
-            await clients.stop()
-            await host.close()
+            for host in hosts:
+                await host.close()
     store = Path(server.extra["data_dir"]) / "server" / "objects"
-    decode_parts(run, [store / key for key in paths])
+    decode_parts(run, [store / key for key in keys])
 
 
-async def uploaded(urls: EngineUrls, recording_id: str, n: int, within: float) -> list[str]:
-    """The object keys of the recording's parts once ``n`` are uploaded (or ``within``
+async def record(host: Events, action: str, within: float) -> dict[str, Any]:
+    """The host starts or stops its dojo's recording on its events socket; the event."""
+    if action == "start":
+        await host.next("welcome", within)
+    await host.send({"type": "recording", "action": action})
+    state = "started" if action == "start" else "stopped"
+    return await host.next("recording", within, state=state)
+
+
+async def uploaded(urls: EngineUrls, recording_ids: list[str], n: int, within: float) -> list[str]:
+    """The object keys of the recordings' parts once ``n`` are uploaded (or ``within``
     seconds have passed)."""
     conn = await asyncpg.connect(urls.owner)
     try:
         deadline = time.monotonic() + within
         while True:
             rows = await conn.fetch(
-                "SELECT object_key, bytes FROM dojo_recording_parts WHERE recording_id = $1",
-                uuid.UUID(recording_id),
+                "SELECT object_key, bytes FROM dojo_recording_parts WHERE recording_id = ANY($1)",
+                [uuid.UUID(i) for i in recording_ids],
             )
             done = [r["object_key"] for r in rows if r["bytes"] is not None]
             if len(done) >= n or time.monotonic() > deadline:
@@ -623,7 +643,11 @@ def main() -> int:
         urls = None
         if "pocdojo" in args.targets:
             urls = stack.enter_context(engines(args.data_dir / "engines"))
-            server = stack.enter_context(pocdojo_server(urls, args.data_dir, WORKER="false"))
+            # no job worker (no mixing in the measured process); a user's events sockets, one
+            # per dojo it is in, are not limited to WS_SOCKETS_PER_USER (10)
+            server = stack.enter_context(
+                pocdojo_server(urls, args.data_dir, WORKER="false", WS_SOCKETS_PER_USER="10000")
+            )
             server.extra["data_dir"] = str(args.data_dir)
             servers["pocdojo"] = server
         if "reference" in args.targets:
