@@ -120,10 +120,19 @@ async def _gc_tuning(app: web.Application) -> AsyncIterator[None]:
 
 async def _worker(app: web.Application) -> AsyncIterator[None]:
     """The in-process job worker (``pocdojo serve`` without ``--no-worker``)."""
-    worker = RunningWorker(app[appkeys.settings_key], registry=app[appkeys.metrics_key].registry)
+    settings = app[appkeys.settings_key]
+    worker = RunningWorker(settings, registry=app[appkeys.metrics_key].registry)
     worker.start()
+
+    async def stop_picking_when_draining() -> None:
+        await app[appkeys.draining_key].wait()
+        worker.stop_picking()
+
+    watcher = asyncio.create_task(stop_picking_when_draining())
     yield
-    await worker.stop()
+    watcher.cancel()
+    # Running jobs may finish within half the drain's time; the rest is the rooms'.
+    await worker.finish(settings.drain_timeout / 2)
 
 
 async def _view_flusher(app: web.Application) -> AsyncIterator[None]:
@@ -219,10 +228,13 @@ async def _recovered_recordings(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _going_away(app: web.Application) -> None:
-    """On shutdown, before aiohttp waits for open connections: close every dojo socket with
-    1001, so clients reconnect (to another node) at once; rooms are stored at cleanup."""
+    """On shutdown, before aiohttp waits for open connections: store every room, then close
+    every dojo socket with 1001, so clients reconnect (to another node) at once; rooms are
+    stored again and unloaded at cleanup."""
+    app[appkeys.draining_key].set()
     rooms = app.get(sockets.rooms_key)
     if rooms is not None:
+        await rooms.flush()
         await rooms.close_sockets()
 
 
@@ -235,6 +247,7 @@ def create_app(settings: Settings) -> web.Application:
     settings.require_jwt_secret()
     app = web.Application(middlewares=[pipeline], client_max_size=settings.max_body_bytes)
     app[appkeys.settings_key] = settings
+    app[appkeys.draining_key] = asyncio.Event()
     app[appkeys.metrics_key] = http_metrics()
     app[appkeys.passwords_key] = Passwords(settings)
     app[appkeys.tokens_key] = AccessTokens(settings)

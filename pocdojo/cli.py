@@ -1,4 +1,4 @@
-"""The ``pocdojo`` command: serve, worker, migrate, reindex."""
+"""The ``pocdojo`` command: serve, worker, migrate, reindex, cluster."""
 
 from __future__ import annotations
 
@@ -176,3 +176,91 @@ def reindex(data_dir: Path | None) -> None:
         else:
             asyncio.run(reindex_postgres(owner))
             click.echo("rebuilt the PostgreSQL search indexes")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--nodes", type=click.IntRange(1, 32), default=3, show_default=True)
+@click.option("--workers", type=click.IntRange(0, 32), default=1, show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True, help="The balancer's port.")
+@click.option(
+    "--node-port",
+    type=int,
+    default=8081,
+    show_default=True,
+    help="The first node's port; the others follow.",
+)
+@_data_dir
+@click.pass_context
+def cluster(
+    ctx: click.Context,
+    nodes: int,
+    workers: int,
+    port: int,
+    node_port: int,
+    data_dir: Path | None,
+) -> None:
+    """Run the production layout on this machine: PostgreSQL, Valkey, an S3 server, NODES
+    server nodes and WORKERS job workers behind HAProxy, on one URL, until Ctrl-C."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pocdojo.cluster import Cluster, Layout
+
+    settings = _load(data_dir=data_dir)
+    layout = Layout(settings.data_dir, nodes, workers, port, node_port)
+    stop = {"now": False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    supervisor = Cluster(layout, click.echo)
+    try:
+        with supervisor.running():
+            click.echo(
+                f"pocdojo cluster: {nodes} nodes and {workers} workers behind HAProxy at "
+                f"{layout.url}  (Ctrl-C stops; `pocdojo cluster status` lists them)"
+            )
+            supervisor.supervise(lambda: stop["now"])
+            click.echo("stopping: the nodes drain first")
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("stopped")
+
+
+@cluster.command(name="status")
+@_data_dir
+def cluster_status(data_dir: Path | None) -> None:
+    """List the cluster's processes and their health."""
+    from pocdojo.cluster import status
+
+    settings = _load(data_dir=data_dir)
+    found = status(settings.data_dir)
+    if found is None:
+        raise click.ClickException(f"no cluster runs on {settings.data_dir}")
+    state, members = found
+    click.echo(f"{state['url']}  (supervisor pid {state['supervisor']})")
+    click.echo(f"  PostgreSQL {state['databaseUrl']}\n  Valkey     {state['redisUrl']}")
+    for m in members:
+        port = "" if m.port is None else f":{m.port}"
+        health = "running" if m.alive else "NOT RUNNING"
+        click.echo(
+            f"  {m.name:<10} {m.role:<8} pid {m.pid or '-':<8} {port:<7} {health:<11} "
+            f"{m.ready}  restarts {m.restarts}"
+        )
+    if not all(m.alive for m in members):
+        raise SystemExit(1)
+
+
+@cluster.command(name="restart")
+@_data_dir
+def cluster_restart(data_dir: Path | None) -> None:
+    """Restart every node, one at a time, each draining first (a rolling restart)."""
+    from pocdojo.cluster import rolling_restart
+
+    settings = _load(data_dir=data_dir)
+    try:
+        rolling_restart(settings.data_dir, click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("every node restarted")

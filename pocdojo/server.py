@@ -20,13 +20,16 @@ tests/rest/test_pipeline.py fail if an aiohttp upgrade moves any of this.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import time
 import uuid
 
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import LineTooLong
 
+from pocdojo.core import appkeys
 from pocdojo.core.middleware import error_response
 
 log = structlog.get_logger("pocdojo.http")
@@ -116,16 +119,42 @@ def run(app: web.Application, *, host: str, port: int) -> None:
 
 
 async def _serve(app: web.Application, host: str, port: int) -> None:
-    stop = asyncio.Event()
+    """Serve until a signal, then drain (see ``drain``)."""
+    settings = app[appkeys.settings_key]
+    signals: asyncio.Queue[int] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, signals.put_nowait, signum)
     # As run_app was called: no aiohttp access log (the middleware writes one line per
     # request), and run_app's keep-alive of 75 s rather than the handler's default hour.
-    runner = AppRunner(app, access_log=None, keepalive_timeout=75.0)
+    # In-flight requests get half the drain's time; the rest is for storing rooms and jobs.
+    runner = AppRunner(
+        app, access_log=None, keepalive_timeout=75.0, shutdown_timeout=settings.drain_timeout / 2
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-        await stop.wait()
+        received = await signals.get()
+        log.info("draining", signal=signal.Signals(received).name, delay=settings.drain_delay)
+        app[appkeys.draining_key].set()
+        if settings.drain_delay:
+            # Still serving, but /readyz answers 503 and new sockets are refused, so a
+            # balancer's health checks take the node out. A second signal cuts it short.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signals.get(), settings.drain_delay)
     finally:
-        await runner.cleanup()
+        await drain(runner, settings.drain_timeout)
+
+
+async def drain(runner: web.AppRunner, within: float) -> None:
+    """Stop within ``within`` seconds: stop listening; store every room and close its
+    sockets with 1001 (clients reconnect to another node); let in-flight requests and jobs
+    finish; store and unload the rooms again; close the engines. What is not done by then is
+    left: every update it held is in other nodes' streams and in its clients."""
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(runner.cleanup(), within)
+    except TimeoutError:
+        log.error("draining took too long: stopping anyway", within=within)
+    else:
+        log.info("drained", seconds=round(time.monotonic() - started, 3))

@@ -23,10 +23,10 @@ from pydantic import SecretStr
 from pocdojo.app import create_app
 from pocdojo.core.db.migrate import migrate
 from pocdojo.core.embedded import embedded_engines
+from pocdojo.core.s3server import SeaweedS3, find_weed, seaweed_s3
 from pocdojo.core.settings import Settings
 from pocdojo.server import AppRunner
 from tests.helpers import Account, signup
-from tests.seaweed import SeaweedS3, find_weed, seaweed_s3
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 

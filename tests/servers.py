@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from pocdojo.cluster import pid_alive
 from pocdojo.core.settings import Settings
 
 POCDOJO = Path(sys.executable).parent / "pocdojo"
@@ -48,16 +49,6 @@ def cli_env(**variables: str) -> dict[str, str]:
     )
     env.update(variables)
     return env
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def pid_in(path: Path) -> int | None:

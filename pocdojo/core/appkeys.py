@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
@@ -17,6 +19,8 @@ from pocdojo.core.security import AccessTokens, ParticipantTokens, Passwords
 from pocdojo.core.settings import Settings
 
 settings_key = web.AppKey("settings", Settings)
+# Set when the node starts stopping: /readyz answers 503 and new sockets are refused.
+draining_key = web.AppKey("draining", asyncio.Event)
 db_pool_key = web.AppKey("db_pool", asyncpg.Pool)
 redis_key = web.AppKey("redis", Redis)
 passwords_key = web.AppKey("passwords", Passwords)

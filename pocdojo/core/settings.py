@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     requests_per_minute_user: int = Field(1200, ge=1)
     trust_forwarded_for: bool = False
 
+    # Stopping (SIGTERM): /readyz answers 503 and new sockets are refused for ``drain_delay``
+    # seconds while everything else is still served (so a load balancer's health checks take
+    # the node out first); then the listener closes, rooms are stored, sockets close with
+    # 1001, and in-flight requests and jobs get until ``drain_timeout`` to finish.
+    drain_delay: float = Field(0.0, ge=0, le=300)
+    drain_timeout: float = Field(30.0, gt=0, le=3600)
+
     poc_cache_ttl: int = Field(60, ge=1)
     view_flush_interval: float = Field(2.0, gt=0)
     title_words_prune_interval: float = Field(6 * 3600, gt=0)

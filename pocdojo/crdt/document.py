@@ -17,12 +17,14 @@ Shared types nested in one another are bounded per document (``MAX_TYPES``): see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from pycrdt import Decoder, Doc, Text, get_update, merge_updates
 
 from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
 from pocdojo.crdt import wire
 
@@ -211,10 +213,20 @@ async def load(pool: Any, tenant_id: UUID, session_id: UUID, *, serve: bool = Fa
     return document
 
 
-async def append(pool: Any, tenant_id: UUID, session_id: UUID, updates: list[bytes]) -> None:
-    """Log accepted updates."""
+async def append(
+    pool: Any,
+    tenant_id: UUID,
+    session_id: UUID,
+    updates: list[bytes],
+    timeline: Sequence[tuple[UUID, float, bytes, bool, UUID | None]] = (),
+) -> None:
+    """Log accepted updates, and add to recordings' code timelines (rows as
+    ``recordings_db.add_timeline`` takes them) in the same transaction."""
     async with tenant_tx(pool, tenant_id) as conn:
-        await dojos_db.append_updates(conn, session_id, tenant_id, updates)
+        if updates:
+            await dojos_db.append_updates(conn, session_id, tenant_id, updates)
+        if timeline:
+            await recordings_db.add_timeline(conn, tenant_id, timeline)
 
 
 async def compact(pool: Any, tenant_id: UUID, session_id: UUID, live: Document | None) -> int:

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from pycrdt import Doc, Text, merge_updates
 
+from pocdojo.core.db import recordings as recordings_db
 from pocdojo.crdt import wire
 from pocdojo.crdt.document import CODE, EMPTY_UPDATE
 
@@ -86,7 +87,12 @@ def from_rows(rows: Sequence[Row]) -> Timeline:
             author = found.pop() if len(found) == 1 else None
         steps.append(Step(max(row.at, 0.0), row.data, author))
     base = merge_updates(*base_parts) if base_parts else EMPTY_UPDATE
-    return Timeline(base, _coalesce(steps))
+    return Timeline(base, steps)
+
+
+async def load(conn: Any, recording: recordings_db.Recording) -> Timeline:
+    """The recording's code timeline as stored."""
+    return from_rows([Row(*row) for row in await recordings_db.timeline_rows(conn, recording)])
 
 
 def _clients(update: bytes) -> Iterable[int]:
@@ -96,15 +102,21 @@ def _clients(update: bytes) -> Iterable[int]:
         return ()
 
 
+def coalesced(timeline: Timeline) -> Timeline:
+    """The timeline in fewer steps, for a player: each run of one author's updates within
+    ``STEP_SECONDS`` is one step, at the time of its last update (so no update shows before
+    its time, and none more than ``STEP_SECONDS`` late)."""
+    return Timeline(timeline.base, _coalesce(timeline.steps))
+
+
 def _coalesce(steps: list[Step]) -> list[Step]:
-    """Merge runs of one author's updates less than ``STEP_SECONDS`` apart."""
     out: list[Step] = []
     run: list[Step] = []
 
     def close() -> None:
         if run:
             data = run[0].update if len(run) == 1 else merge_updates(*(s.update for s in run))
-            out.append(Step(run[0].t, data, run[0].author))
+            out.append(Step(run[-1].t, data, run[0].author))
             run.clear()
 
     for step in steps:

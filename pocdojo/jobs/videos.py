@@ -54,7 +54,7 @@ async def make_video(deps: Deps, job: jobs_db.Job, progress: Progress) -> dict[s
     """Render the video ``job`` asks for and store it with its thumbnail."""
     async with tenant_tx(deps.pool, job.tenant_id) as conn:
         video: jobs_db.Video | None = await jobs_db.get(conn, "video", job.id)
-        if video is None:
+        if video is None or video.year is None or video.template is None:
             raise PermanentJobError("the video no longer exists")
         owner = await users_db.get(conn, job.user_id)
         tenant = await tenants_db.get(conn, job.tenant_id)

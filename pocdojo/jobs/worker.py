@@ -38,7 +38,7 @@ from pocdojo.core.jobqueue import JobQueue, arq_job_id
 from pocdojo.core.objectstore import open_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.settings import Settings
-from pocdojo.jobs import emails, recordings, reports, videos
+from pocdojo.jobs import emails, recordings, replays, reports, videos
 from pocdojo.jobs.runtime import Deps, JobMetrics, tracked
 
 log = structlog.get_logger(__name__)
@@ -48,6 +48,7 @@ HANDLERS = {
     "video": videos.make_video,
     "email": emails.send,
     "recording": recordings.mix_recording,
+    "replay_video": replays.make_replay_video,
 }
 
 
@@ -284,6 +285,23 @@ class RunningWorker:
         if worker.on_shutdown is not None:
             await worker.on_shutdown(worker.ctx)
         await redis.aclose()
+
+    def stop_picking(self) -> None:
+        """Take no new job (the node is stopping); running ones go on."""
+        if self._worker is not None:
+            self._worker.allow_pick_jobs = False
+
+    async def finish(self, within: float) -> None:
+        """Stop: running jobs get ``within`` seconds to finish; those still running then go
+        back to the queue, for another worker."""
+        self._stopping = True
+        self.stop_picking()
+        worker = self._worker
+        running = [] if worker is None else [t for t in worker.tasks.values() if not t.done()]
+        if running:
+            log.info("waiting for running jobs", jobs=len(running), within=within)
+            await asyncio.wait(running, timeout=within)
+        await self.stop()
 
     async def stop(self) -> None:
         self._stopping = True

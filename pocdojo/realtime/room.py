@@ -16,8 +16,8 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import structlog
@@ -61,18 +61,63 @@ class Remote:
     last: int
     update: bytes
     arrived: float
+    # The recording running when it arrived, and the wall-clock time then: it goes into that
+    # recording's code timeline with the update, whichever node stores it.
+    recording: UUID | None = None
+    at: float = 0.0
+
+
+class Local(NamedTuple):
+    """An update this room accepted from a socket (or made: a randori undo, a republish),
+    numbered ``seq``; with the recording running then, its wall-clock time and author."""
+
+    seq: int
+    update: bytes
+    recording: UUID | None = None
+    at: float = 0.0
+    author: UUID | None = None
+
+
+class TimelineRow(NamedTuple):
+    """A row of a recording's code timeline (see ``pocdojo.crdt.timeline``), as
+    ``recordings_db.add_timeline`` takes it."""
+
+    recording: UUID
+    at: float  # wall-clock time
+    data: bytes
+    state: bool
+    author: UUID | None
 
 
 @dataclass
 class Writes:
-    """What one flush writes to the update log: remote updates due, then local ones."""
+    """What one flush writes to the update log: remote updates due, then local ones; and the
+    rows they add to a running recording's code timeline."""
 
     remote: list[Remote]
-    local: list[tuple[int, bytes]]
+    local: list[Local]
     since: float | None
+    states: list[TimelineRow] = field(default_factory=list)
 
     def rows(self) -> list[bytes]:
-        return [r.update for r in self.remote] + [update for _, update in self.local]
+        return [r.update for r in self.remote] + [local.update for local in self.local]
+
+    def timeline(self) -> list[TimelineRow]:
+        """The timeline rows: this node's document states, then every update written that
+        arrived while a recording ran (a duplicate of one another node also wrote is
+        harmless: applying an update twice changes nothing)."""
+        rows = list(self.states)
+        rows += [
+            TimelineRow(r.recording, r.at, r.update, False, None)
+            for r in self.remote
+            if r.recording is not None
+        ]
+        rows += [
+            TimelineRow(u.recording, u.at, u.update, False, u.author)
+            for u in self.local
+            if u.recording is not None
+        ]
+        return rows
 
     def markers(self, origin: str) -> list[bytes]:
         """``origin:first:last`` for each run of numbers stored, ours and others'.
@@ -80,7 +125,7 @@ class Writes:
         A run spans only numbers that follow on: numbers this node never received (lost
         with a Redis that restarted) or holds back are not stored, so no run may cover them.
         """
-        ranges = [(origin, seq, seq) for seq, _ in self.local]
+        ranges = [(origin, local.seq, local.seq) for local in self.local]
         ranges += [(r.origin, r.first, r.last) for r in self.remote if r.origin]
         out: list[tuple[str, int, int]] = []
         for name, first, last in ranges:
@@ -133,7 +178,7 @@ class Room:
         self.chat_times: dict[UUID, list[float]] = {}
         self.origin = uuid.uuid4().hex[:12]
         self.seq = 0
-        self.unsaved: list[tuple[int, bytes]] = []  # (seq, update), in the order accepted
+        self.unsaved: list[Local] = []  # in the order accepted
         self.unsaved_since: float | None = None
         self.remote: list[Remote] = []
         self.others_seen = -math.inf  # when another node was last heard from in this room
@@ -147,6 +192,10 @@ class Room:
         self.on_sent: Callable[[int, float | None], None] | None = None
         # pycrdt panicked on its document: the room is being dropped (``Rooms.drop_poisoned``).
         self.poisoned = False
+        # The recording running (every update accepted meanwhile joins its code timeline),
+        # and this node's document states waiting for the next flush to join it.
+        self.recording: UUID | None = None
+        self.timeline_states: list[TimelineRow] = []
 
     @property
     def empty(self) -> bool:
@@ -319,7 +368,7 @@ class Room:
         self.size += len(update)
         self.changed_since_history = True
         self._fan_out(create_update_message(update), exclude=peer, received_at=received_at)
-        self._log(update)
+        self._log(update, None if peer is None else peer.user_id)
         if self.on_update is not None:
             self.on_update(len(update))
 
@@ -352,13 +401,22 @@ class Room:
             if revert != EMPTY_UPDATE:
                 self._accepted(None, revert, None)
 
-    def _log(self, update: bytes) -> None:
+    def _log(self, update: bytes, author: UUID | None = None) -> None:
         """Number an update, publish it for the other nodes, and keep it for the next flush."""
         self.seq += 1
         self._publish(b"u", update, range_tag(self.origin, self.seq, self.seq))
         if not self.unsaved:
             self.unsaved_since = time.monotonic()
-        self.unsaved.append((self.seq, update))
+        self.unsaved.append(Local(self.seq, update, self.recording, time.time(), author))
+
+    def recording_changed(self, recording: UUID | None) -> None:
+        """A recording started (``recording``) or stopped (None). A start adds this node's
+        document as it stands to the recording's code timeline: what this room holds that
+        no update of the recording will carry (not yet stored, or from before)."""
+        if recording is not None and recording != self.recording:
+            state = TimelineRow(recording, time.time(), self.document.encode(), True, None)
+            self.timeline_states.append(state)
+        self.recording = recording
 
     def _relay_awareness(self, peer: Peer, message: bytes, received_at: float) -> None:
         """Apply and pass on the states a socket may set: those of the clients it introduced,
@@ -405,14 +463,16 @@ class Room:
             origin, first, last = parse_range_tag(tag)
         except ValueError:  # untagged: stored by whoever has it, never announced
             origin, first, last = "", 0, 0
-        self.remote.append(Remote(origin, first, last, update, time.monotonic()))
+        self.remote.append(
+            Remote(origin, first, last, update, time.monotonic(), self.recording, time.time())
+        )
 
     def stored(self, marker: bytes) -> None:
         """Another node stored the updates ``origin:first:last``: forget our copies (ours
         too, if it stored updates this room accepted)."""
         origin, low, high = parse_range_tag(marker)
         if origin == self.origin:
-            self.unsaved = [(seq, u) for seq, u in self.unsaved if not low <= seq <= high]
+            self.unsaved = [u for u in self.unsaved if not low <= u.seq <= high]
             if not self.unsaved:
                 self.unsaved_since = None
             return
@@ -462,8 +522,9 @@ class Room:
         """
         local, self.unsaved = self.unsaved, []
         since, self.unsaved_since = self.unsaved_since, None
+        states, self.timeline_states = self.timeline_states, []
         if not self.remote:
-            return Writes([], local, since)
+            return Writes([], local, since, states)
         if local:
             due, self.remote = self.remote, []
         else:
@@ -478,7 +539,7 @@ class Room:
                 self.remote[:0] = waiting
         if due:
             since = due[0].arrived if since is None else min(since, due[0].arrived)
-        return Writes(due, local, since)
+        return Writes(due, local, since, states)
 
     def restore(self, writes: Writes) -> None:
         """A flush failed: keep what it took, in order, for the next try."""
@@ -486,6 +547,7 @@ class Room:
         if writes.local:
             self.unsaved_since = writes.since
         self.remote[:0] = writes.remote
+        self.timeline_states[:0] = writes.states
 
     # --- event sockets ---------------------------------------------------------------------
 

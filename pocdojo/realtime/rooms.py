@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from pocdojo.core.db import dojos as dojos_db
+from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
 from pocdojo.core.periodic import Periodic
 from pocdojo.crdt import document
@@ -178,6 +179,10 @@ class Rooms:
         if self._unloading:
             await asyncio.gather(*self._unloading, return_exceptions=True)
 
+    async def flush(self) -> None:
+        """Store every room's pending updates now (the node is stopping)."""
+        await self._flush_all()
+
     async def close_sockets(self) -> None:
         """Close every socket of every room with 1001 (the node is going away)."""
         await asyncio.gather(
@@ -189,15 +194,16 @@ class Rooms:
 
     async def acquire(self, session_id: UUID, tenant_id: UUID) -> Room:
         """The loaded room, loading it if needed; concurrent callers share one load."""
+        closing = self._closing.get(session_id)
+        if closing is not None:
+            # Being unloaded: once its updates and snapshot are stored, it is gone (and loaded
+            # again here) or, if storing failed, still loaded.
+            await asyncio.shield(closing)
+            return await self.acquire(session_id, tenant_id)
         room = self.rooms.get(session_id)
         if room is not None:
             self._cancel_idle(room)
             return room
-        closing = self._closing.get(session_id)
-        if closing is not None:
-            # Reload only once the last copy's updates and snapshot are stored.
-            await asyncio.shield(closing)
-            return await self.acquire(session_id, tenant_id)
         pending = self._loading.get(session_id)
         if pending is not None:
             room = await asyncio.shield(pending)
@@ -240,6 +246,10 @@ class Rooms:
         self.bus.publish(room_key, b"h", b"")
         self.metrics.rooms.set(len(self.rooms))
         await self._load_randori(room, announce=False)
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            recording = await recordings_db.running(conn, session_id)
+        if recording is not None:  # loaded during a recording: its timeline gets our state
+            room.recording_changed(recording.id)
         log.info("room loaded", session=room_key, bytes=room.size)
         return room
 
@@ -266,8 +276,9 @@ class Rooms:
                 self._unloading.discard(task)
 
     async def _unload_or_log(self, room: Room) -> None:
-        """Unload ``room``; a failure (its log unreadable, its rows refused) is logged, so
-        that the rooms unloaded after it are still stored."""
+        """Unload ``room``; a failure (its log unreadable, its rows refused, PostgreSQL
+        unreachable) is logged, so that the rooms unloaded after it are still stored; the
+        room stays loaded, and is unloaded again once idle."""
         try:
             await self.unload(room, reason="unload")
         except Exception:
@@ -278,21 +289,31 @@ class Rooms:
         if self.rooms.get(room.session_id) is not room:
             return
         self._cancel_idle(room)
-        del self.rooms[room.session_id]
-        self._stop_turns(room.session_id)
-        self.bus.unsubscribe(str(room.session_id))
+        # Sockets arriving meanwhile wait (``acquire``) for the outcome.
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closing[room.session_id] = done
         try:
-            await self._persist(room)
-            # The live document folded in: whatever this node holds that the log lacks
-            # (others' updates not yet announced stored) is stored now.
-            await document.compact(self.pool, room.tenant_id, room.session_id, room.document)
-            await self._record_history(room, reason)
+            # Stored before it is forgotten: if storing fails, the room stays loaded, with
+            # what it holds, and is unloaded later (nothing is dropped with it).
+            try:
+                await self._persist(room)
+                # The live document folded in: whatever this node holds that the log lacks
+                # (others' updates not yet announced stored) is stored now.
+                await document.compact(self.pool, room.tenant_id, room.session_id, room.document)
+            except Exception:
+                self.release(room)  # still loaded: its idle timer again, if it stays empty
+                raise
+            del self.rooms[room.session_id]
+            self._stop_turns(room.session_id)
+            self.bus.unsubscribe(str(room.session_id))
+            self.metrics.rooms.set(len(self.rooms))
+            try:
+                await self._record_history(room, reason)
+            except Exception:  # the document is stored; only this history row is missing
+                log.exception("recording the code's history failed", session=str(room.session_id))
         finally:
             del self._closing[room.session_id]
             done.set_result(None)
-        self.metrics.rooms.set(len(self.rooms))
         log.info("room unloaded", session=str(room.session_id))
 
     @contextlib.contextmanager
@@ -332,10 +353,12 @@ class Rooms:
     async def _drop(self, room: Room, done: asyncio.Future[None]) -> None:
         try:
             await room.close_all(CloseCode.INTERNAL_ERROR, "internal error, reconnect")
-            writes = Writes(room.remote, room.unsaved, None)
-            room.remote, room.unsaved = [], []
-            if writes.rows():
-                await document.append(self.pool, room.tenant_id, room.session_id, writes.rows())
+            writes = Writes(room.remote, room.unsaved, None, room.timeline_states)
+            room.remote, room.unsaved, room.timeline_states = [], [], []
+            if writes.rows() or writes.states:
+                await document.append(
+                    self.pool, room.tenant_id, room.session_id, writes.rows(), writes.timeline()
+                )
                 for marker in writes.markers(room.origin):
                     self.bus.publish(str(room.session_id), b"p", marker)
         except Exception:  # what is lost here, the clients still hold and send on reconnecting
@@ -362,17 +385,29 @@ class Rooms:
 
     # --- recording -------------------------------------------------------------------------
 
-    async def recording_changed(self, session_id: UUID, event: dict[str, Any]) -> None:
+    async def recording_changed(
+        self, session_id: UUID, tenant_id: UUID, event: dict[str, Any]
+    ) -> None:
         """The host started or stopped the recording (committed): tell every socket, on
-        every node; on a stop, each node uploads the parts its recorder peers wrote."""
+        every node; on a stop, each node uploads the parts its recorder peers wrote.
+
+        A start begins the recording's code timeline: every node holding the room adds its
+        document as it stands; here, the stored document too, for a room nobody holds.
+        """
         text = json.dumps(event)
         self.bus.publish(str(session_id), b"c", text.encode())
         self._recording(session_id, text, event)
+        if event.get("state") == "started" and session_id not in self.rooms:
+            stored = await document.load(self.pool, tenant_id, session_id)
+            row = (UUID(event["recordingId"]), time.time(), stored.encode(), True, None)
+            await document.append(self.pool, tenant_id, session_id, [], [row])
 
     def _recording(self, session_id: UUID, text: str, event: dict[str, Any]) -> None:
         room = self.rooms.get(session_id)
         if room is not None:
             room.broadcast_event(text)
+            started = event.get("state") == "started"
+            room.recording_changed(UUID(event["recordingId"]) if started else None)
         if event.get("state") == "stopped" and self.recorders is not None:
             self.background(self.recorders.stopped(session_id, UUID(event["recordingId"])))
 
@@ -526,15 +561,17 @@ class Rooms:
 
     async def _persist(self, room: Room) -> None:
         """Write the room's local updates and the remote ones due; announce what was stored."""
-        if not room.unsaved and not room.remote:
+        if not room.unsaved and not room.remote and not room.timeline_states:
             return
         now = time.monotonic()
         writes: Writes = room.take_writes(now, self.settings.store_grace)
         rows = writes.rows()
-        if not rows:
+        if not rows and not writes.states:
             return
         try:
-            await document.append(self.pool, room.tenant_id, room.session_id, rows)
+            await document.append(
+                self.pool, room.tenant_id, room.session_id, rows, writes.timeline()
+            )
         except BaseException:
             room.restore(writes)  # kept, in order, for the next try
             raise

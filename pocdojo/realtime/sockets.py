@@ -202,6 +202,10 @@ async def _open(request: web.Request, kind: str, handle: Any) -> web.WebSocketRe
     ws = _socket(request)
     if not ws.can_prepare(request).ok:
         await _refuse_plain_get(request)
+    if request.app[appkeys.draining_key].is_set():
+        # Before the upgrade: a balancer may send the request to another node, and a client
+        # that gets the 503 retries (through the balancer, to a node that stays).
+        raise Unavailable("this node is stopping: connect again", code="draining")
     await ws.prepare(request)
     try:
         await _admit_and_serve(request, ws, kind, handle)
@@ -460,7 +464,7 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             if event.action == "stop":
                 await _queue_mixing(request, room, recording.id)
             event_out = recordings_db.recording_event(recording, peer.user_id)
-            await rooms.recording_changed(room.session_id, event_out)
+            await rooms.recording_changed(room.session_id, room.tenant_id, event_out)
 
 
 async def _queue_mixing(request: web.Request, room: Room, recording_id: UUID) -> None:

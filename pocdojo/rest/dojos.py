@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import uuid
@@ -13,14 +14,16 @@ from pydantic import Field, field_validator
 
 from pocdojo.core import appkeys
 from pocdojo.core.api import ApiModel, Ctx, Paged, Routes, paging
+from pocdojo.core.colors import user_color
 from pocdojo.core.db import audit
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import jobs as jobs_db
 from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.db import recordings as recordings_db
+from pocdojo.core.db import users as users_db
 from pocdojo.core.errors import Conflict, Forbidden, NotFound
 from pocdojo.core.ice import ice_servers
-from pocdojo.crdt import document
+from pocdojo.crdt import document, timeline
 from pocdojo.rest.fields import AwareTimestamp, Description, Language, PocTitle
 from pocdojo.rest.jobs import queue_after_commit, signed_url
 from pocdojo.rest.users import PageQuery
@@ -216,6 +219,58 @@ class RecordingOut(ApiModel):
 
 class RecordingList(ApiModel):
     recordings: list[RecordingOut]
+
+
+class CodeAtQuery(ApiModel):
+    at: float = Field(
+        ge=0,
+        le=10_000_000,
+        allow_inf_nan=False,
+        description="seconds from the recording's start; past its end, the code at its end",
+    )
+
+
+class CodeAt(ApiModel):
+    """The code as it stood ``at`` seconds into the recording."""
+
+    recording_id: UUID
+    at: float
+    code: str
+
+
+class TimelineAuthor(ApiModel):
+    user_id: UUID
+    username: str
+    color: str = Field(description="the author's colour (#rrggbb), as in the web app")
+
+
+class TimelineStep(ApiModel):
+    t: float = Field(description="seconds from the recording's start")
+    u: str = Field(description="a Yjs update (base64): what changed at t")
+    a: int | None = Field(description="the author, an index into ``authors``; null if unknown")
+
+
+class TimelineAudio(ApiModel):
+    ogg: str | None = Field(description="the mixed voice as Ogg/Opus, once ready (signed link)")
+    m4a: str | None = Field(
+        alias="m4a", description="the mixed voice as M4A/AAC, once ready (signed link)"
+    )
+
+
+class TimelineOut(ApiModel):
+    """What a player needs to scrub the code and the voice together: apply ``base`` to an
+    empty Yjs document, then every step whose ``t`` is at most the position; the code is the
+    ``Y.Text`` named ``code``."""
+
+    recording_id: UUID
+    status: str = Field(description="recording, processing, ready or failed")
+    started_at: datetime
+    duration: float | None = Field(description="seconds; null while recording")
+    language: str | None
+    authors: list[TimelineAuthor]
+    base: str = Field(description="the document at second 0, as a Yjs update (base64)")
+    steps: list[TimelineStep] = Field(description="in order of t")
+    audio: TimelineAudio
 
 
 def _urls(ctx: Ctx, session_id: UUID) -> tuple[str, str]:
@@ -466,7 +521,7 @@ async def end_session(ctx: Ctx, body: EndRequest | None = None) -> Ended:
     if stopped is not None:  # ending stops the recording: its parts are uploaded and mixed
         await queue_after_commit(ctx, "recording", stopped.id)
         event = recordings_db.recording_event(stopped, me)
-        ctx.after_commit(lambda: rooms.recording_changed(session.id, event))
+        ctx.after_commit(lambda: rooms.recording_changed(session.id, session.tenant_id, event))
     ended = session
     ctx.after_commit(lambda: rooms.end(ended.id, ended.tenant_id))
     assert session.ended_at is not None
@@ -534,7 +589,7 @@ async def control_recording(ctx: Ctx, body: RecordingAction) -> RecordingOut:
         await queue_after_commit(ctx, "recording", recording.id)
     event = recordings_db.recording_event(recording, me)
     rooms = ctx.app[appkeys.live_rooms_key]
-    ctx.after_commit(lambda: rooms.recording_changed(session.id, event))
+    ctx.after_commit(lambda: rooms.recording_changed(session.id, session.tenant_id, event))
     return await _recording_out(ctx, recording)
 
 
@@ -559,13 +614,77 @@ async def list_recordings(ctx: Ctx) -> RecordingList:
 )
 async def get_recording(ctx: Ctx) -> RecordingOut:
     """One recording: status, audio links once ready, duration, participants."""
+    return await _recording_out(ctx, await _recording_of_path(ctx))
+
+
+@routes.op(
+    "GET",
+    "/v1/dojos/sessions/{sessionId:uuid}/recordings/{recordingId:uuid}/code",
+    response=CodeAt,
+    errors=(400, 403, 404),
+)
+async def recording_code(ctx: Ctx, query: CodeAtQuery) -> CodeAt:
+    """The code as it stood a given second into a recording (participants only)."""
+    recording = await _recording_of_path(ctx)
+    found = await timeline.load(ctx.conn, recording)
+    code = await asyncio.to_thread(timeline.code_at, found, query.at)
+    return CodeAt(recording_id=recording.id, at=query.at, code=code)
+
+
+@routes.op(
+    "GET",
+    "/v1/dojos/sessions/{sessionId:uuid}/recordings/{recordingId:uuid}/timeline",
+    response=TimelineOut,
+    errors=(403, 404),
+)
+async def recording_timeline(ctx: Ctx) -> TimelineOut:
+    """A recording's code over time and its audio links, for a player that scrubs both
+    together (participants only)."""
     session = await _participant_session(ctx)
+    recording = await _recording_of_path(ctx, session)
+    found = timeline.coalesced(await timeline.load(ctx.conn, recording))
+    authors = found.authors()
+    names = await users_db.usernames(ctx.conn, authors)
+    index = {user: i for i, user in enumerate(authors)}
+    out = await _recording_out(ctx, recording)
+    duration = recording.duration
+    if duration is None and recording.stopped_at is not None:
+        duration = (recording.stopped_at - recording.started_at).total_seconds()
+    return TimelineOut(
+        recording_id=recording.id,
+        status=out.status,
+        started_at=recording.started_at,
+        duration=duration,
+        language=session.language,
+        authors=[
+            TimelineAuthor(user_id=u, username=names.get(u, ""), color=user_color(u))
+            for u in authors
+        ],
+        base=timeline.b64(found.base),
+        steps=[
+            TimelineStep(
+                t=round(s.t, 3),
+                u=timeline.b64(s.update),
+                a=None if s.author is None else index[s.author],
+            )
+            for s in found.steps
+        ],
+        audio=TimelineAudio(ogg=out.ogg_url, m4a=out.m4a_url),
+    )
+
+
+async def _recording_of_path(
+    ctx: Ctx, session: dojos_db.DojoSession | None = None
+) -> recordings_db.Recording:
+    """The path's recording, of the path's session, for a participant."""
+    if session is None:
+        session = await _participant_session(ctx)
     recording = await recordings_db.get(
         ctx.conn, session.id, ctx.path_id("recordingId", "recording")
     )
     if recording is None:
         raise NotFound("recording not found")
-    return await _recording_out(ctx, recording)
+    return recording
 
 
 async def _latest_recording_url(ctx: Ctx, session_id: UUID) -> str | None:

@@ -21,7 +21,7 @@ class Health(ApiModel):
 
 
 class Readiness(ApiModel):
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "unavailable", "draining"]
     checks: dict[str, str]
 
 
@@ -33,7 +33,13 @@ async def healthz(ctx: Ctx) -> Health:
 
 @routes.op("GET", "/readyz", response=Readiness, auth=False, other_responses=((503, Readiness),))
 async def readyz(ctx: Ctx) -> web.Response:
-    """Readiness: PostgreSQL and Redis answer within two seconds (503 otherwise)."""
+    """Readiness: PostgreSQL and Redis answer within two seconds (503 otherwise, and from
+    the moment the node starts stopping: ``draining``)."""
+    if ctx.app[appkeys.draining_key].is_set():
+        body = Readiness(status="draining", checks={})
+        return web.Response(
+            body=body.model_dump_json(by_alias=True), status=503, content_type="application/json"
+        )
 
     async def database() -> None:
         async with ctx.app[appkeys.db_pool_key].acquire() as conn:

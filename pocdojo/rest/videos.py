@@ -1,4 +1,5 @@
-"""Yearly videos: a user's POCs of one year rendered in the background to an MP4."""
+"""Videos rendered in the background to an MP4: a user's POCs of one year, and the replay of a
+recorded dojo (its code as it changed, with the voice). Both are polled and listed here."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from pydantic import Field, field_validator
 
 from pocdojo.core.api import ApiModel, Ctx, Paged, Routes
 from pocdojo.core.db import audit
+from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import jobs as jobs_db
+from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import users as users_db
-from pocdojo.core.errors import Forbidden, NotFound, ValidationFailed
+from pocdojo.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from pocdojo.jobs.videos import MAX_CARDS, year_poc_count
+from pocdojo.media import replay
 from pocdojo.media.video import TEMPLATES, estimate_seconds
 from pocdojo.rest.jobs import (
     JobFields,
@@ -63,8 +67,9 @@ class VideoAccepted(ApiModel):
 class VideoStatus(JobFields):
     video_id: UUID
     user_id: UUID
-    year: int
-    template: str
+    year: int | None = Field(description="the year of a yearly video; null for a replay")
+    template: str | None = Field(description="a yearly video's template; null for a replay")
+    recording_id: UUID | None = Field(description="the dojo recording a replay shows")
     include_metrics: bool
     duration: float | None = Field(description="seconds of video, once completed")
     poc_count: int | None
@@ -78,18 +83,24 @@ class VideoList(Paged):
 
 async def _status(ctx: Ctx, video: jobs_db.Video) -> VideoStatus:
     done = video.job.status == "completed"
+    name = (
+        f"pocdojo-{video.year}.mp4"
+        if video.recording_id is None
+        else f"dojo-replay-{video.recording_id}.mp4"
+    )
     return VideoStatus(
         video_id=video.job.id,
         user_id=video.job.user_id,
         year=video.year,
         template=video.template,
+        recording_id=video.recording_id,
         include_metrics=video.include_metrics,
         duration=video.duration,
         poc_count=video.poc_count,
         download_url=await signed_url(
             ctx,
             video.object_key if done else None,
-            filename=f"pocdojo-{video.year}.mp4",
+            filename=name,
             content_type="video/mp4",
         ),
         thumbnail_url=await signed_url(
@@ -148,6 +159,66 @@ async def generate_yearly_video(ctx: Ctx, body: VideoGenerate) -> VideoAccepted:
             if count <= MAX_CARDS
             else f"video of the {MAX_CARDS} most popular of {count} POCs queued; poll its status"
         ),
+    )
+
+
+@routes.op(
+    "POST",
+    "/v1/dojos/sessions/{sessionId:uuid}/recordings/{recordingId:uuid}/video",
+    response=VideoAccepted,
+    status=202,
+    roles=("admin", "user"),
+    errors=(403, 404, 409),
+)
+async def generate_replay_video(ctx: Ctx) -> VideoAccepted:
+    """Request the replay video of a recorded dojo: its code as it changed, each author's
+    edits in their colour, with the recording's voice (participants only). The recording must
+    be ready (mixed); before that, 409. Poll the video's status like a yearly video's."""
+    me = ctx.principal
+    session = await dojos_db.get(ctx.conn, ctx.path_id("sessionId", "session"))
+    if session is None:
+        raise NotFound("session not found")
+    if me.role != "admin" and (
+        await dojos_db.participant_role(ctx.conn, session.id, me.user_id) is None
+    ):
+        raise Forbidden("only participants can ask for this", code="not_participant")
+    recording = await recordings_db.get(
+        ctx.conn, session.id, ctx.path_id("recordingId", "recording")
+    )
+    if recording is None:
+        raise NotFound("recording not found")
+    if recording.status != "ready":
+        raise Conflict(
+            f"the recording is {recording.status}, not ready: its video can be made once its "
+            "voice is mixed",
+            code="recording_not_ready",
+        )
+    estimate = replay.estimate_seconds(recording.duration or 0.0)
+    video = await jobs_db.insert(
+        ctx.conn,
+        "replay_video",
+        id=uuid.uuid4(),
+        tenant_id=me.tenant_id,
+        user_id=me.user_id,
+        recording_id=recording.id,
+        year=None,
+        template=None,
+        estimated_duration=estimate,
+    )
+    await audit.record(
+        ctx.conn,
+        ctx.actor(),
+        "generate",
+        "video",
+        video.job.id,
+        {"recordingId": str(recording.id)},
+    )
+    await queue_after_commit(ctx, "replay_video", video.job.id)
+    return VideoAccepted(
+        video_id=video.job.id,
+        status=video.job.status,
+        estimated_duration=estimate,
+        message=f"replay of {round(recording.duration or 0)} s of the dojo queued; poll its status",
     )
 
 

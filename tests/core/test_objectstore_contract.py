@@ -2,7 +2,7 @@
 
 The filesystem store writes under the test's folder; its links are fetched from a small
 server that checks them with ``verify`` and serves ``path_for``, as the real route does. The
-S3 store talks to a real S3 server (SeaweedFS, see ``tests/seaweed.py``), each test under a
+S3 store talks to a real S3 server (SeaweedFS, see ``pocdojo/core/s3server.py``), each test under a
 key prefix of its own, and its presigned URLs are fetched over HTTP.
 """
 
@@ -49,7 +49,7 @@ from pocdojo.core.objectstore import (
     video_key,
 )
 from pocdojo.core.objectstore.s3 import S3Store
-from tests.seaweed import SeaweedS3, free_ports
+from pocdojo.core.s3server import SeaweedS3, free_ports
 
 SECRET = b"object-store-contract-signing-secret"
 BUCKET = "pocdojo-contract"

@@ -22,11 +22,11 @@ from pypdf import PdfReader
 from pocdojo.core import appkeys
 from pocdojo.core.objectstore.filesystem import FilesystemStore
 from pocdojo.core.objectstore.s3 import S3Store
+from pocdojo.core.s3server import SeaweedS3
 from tests.conftest import Engines
 from tests.helpers import Account, error_of, register, signup
 from tests.jobs.job_helpers import Client, date_poc, fetch_link, wait_status
 from tests.poc_helpers import create_poc
-from tests.seaweed import SeaweedS3
 
 MakeClient = Callable[..., Awaitable[Client]]
 TODAY = datetime.now(UTC).date()

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pocdojo.cluster import pid_alive
 from pocdojo.core.db.migrate import load_migrations
 from pocdojo.core.settings import JWT_SECRET_FILE
 from tests.conftest import TEST_JWT_SECRET, Engines
@@ -26,7 +27,6 @@ from tests.servers import (
     call,
     cli_env,
     free_port,
-    pid_alive,
     pid_in,
     port_open,
     postgres_running,

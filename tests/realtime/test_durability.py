@@ -10,14 +10,17 @@ killed inside the interval.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import aiohttp
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 from pycrdt import create_update_message
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from pocdojo.core import appkeys
@@ -29,6 +32,7 @@ from pocdojo.realtime.sockets import rooms_key
 from tests.conftest import Engines
 from tests.dojo_helpers import Dojo, corrupt_log, create_dojo, join
 from tests.helpers import Account, register, signup, wait_until
+from tests.restartable_engines import OwnEngines, own_engines
 from tests.yclient import YClient, typed
 
 Client = TestClient[Any, Any]
@@ -224,3 +228,50 @@ async def test_a_room_that_cannot_be_stored_at_shutdown_does_not_keep_the_others
     assert stored.code() == "typed before the shutdown;"
     failures = [e for e in logs if e["event"] == "room unload failed"]
     assert [e["session"] for e in failures] == [broken.session_id], logs
+
+
+@pytest.fixture
+def own(tmp_path: Path) -> Iterator[OwnEngines]:
+    """A PostgreSQL and Valkey of this test's own, which it may stop."""
+    with own_engines(tmp_path / "own") as started:
+        yield started
+
+
+async def test_a_room_that_cannot_be_stored_when_idle_stays_loaded_until_it_is(
+    make_client: MakeClient, own: OwnEngines
+) -> None:
+    """PostgreSQL is down when the last client leaves: the room's unload fails, and the room
+    stays loaded with what it accepted (before, it was forgotten, and that with it); it is
+    stored and unloaded once PostgreSQL is back."""
+    node = await make_client(
+        database_url=SecretStr(own.database_url),
+        database_app_url=SecretStr(own.database_app_url),
+        redis_url=SecretStr(own.redis_url),
+        dojo_idle_unload=0.3,
+        dojo_persist_interval=5.0,  # only the unload stores
+    )
+    host = await signup(node)
+    dojo = await create_dojo(node, host, initialCode="")
+    rooms = _rooms(node)
+    async with aiohttp.ClientSession() as http:
+        writer = await YClient.connect(http, dojo.doc(dojo.host_token))
+        await writer.synced.wait()
+        writer.text += "typed while PostgreSQL goes away;"
+        room = rooms.rooms[UUID(dojo.session_id)]
+        await wait_until(lambda: room.code() == "typed while PostgreSQL goes away;")
+        await asyncio.to_thread(own.postgres.stop, "fast")
+        with capture_logs() as logs:
+            await writer.close()
+            await wait_until(
+                lambda: any(e["event"] == "room unload failed" for e in logs), within=10
+            )
+        assert rooms.rooms.get(UUID(dojo.session_id)) is room
+        assert room.unsaved
+    await asyncio.to_thread(own.postgres.start)
+    await wait_until(lambda: UUID(dojo.session_id) not in rooms.rooms, within=15)
+    pool = await asyncpg.create_pool(own.database_url, min_size=1, max_size=1)
+    try:
+        stored = await document.load(pool, UUID(host.tenant_id), UUID(dojo.session_id))
+    finally:
+        await pool.close()
+    assert stored.code() == "typed while PostgreSQL goes away;"

@@ -417,6 +417,27 @@ ROUTES: tuple[Route, ...] = (
         roles=each(NOT_FOUND, callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=NOT_PARTICIPANT),
         cross=each(NOT_FOUND),
     ),
+    Route(
+        "GET",
+        "/v1/dojos/sessions/{sessionId}/recordings/{recordingId}/code",
+        call(SESSION + "/recordings/00000000-0000-4000-8000-000000000000/code?at=1"),
+        roles=each(NOT_FOUND, callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=NOT_PARTICIPANT),
+        cross=each(NOT_FOUND),
+    ),
+    Route(
+        "GET",
+        "/v1/dojos/sessions/{sessionId}/recordings/{recordingId}/timeline",
+        call(SESSION + "/recordings/00000000-0000-4000-8000-000000000000/timeline"),
+        roles=each(NOT_FOUND, callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=NOT_PARTICIPANT),
+        cross=each(NOT_FOUND),
+    ),
+    Route(
+        "POST",
+        "/v1/dojos/sessions/{sessionId}/recordings/{recordingId}/video",
+        call(SESSION + "/recordings/00000000-0000-4000-8000-000000000000/video"),
+        roles=each(NOT_FOUND, callers=IN_DOJO, user=NOT_PARTICIPANT, viewer=FORBIDDEN),
+        cross=each(NOT_FOUND, viewer=FORBIDDEN),
+    ),
     # --- reports and videos ---
     Route(
         "POST",

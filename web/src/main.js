@@ -9,6 +9,7 @@ import { loginScreen, signupScreen } from './screens/auth.js'
 import { dojoListScreen, dojoNewScreen, dojoRoomScreen } from './screens/dojos.js'
 import { favoritesScreen } from './screens/favorites.js'
 import { pocDetailScreen, pocEditScreen, pocNewScreen, pocSearchScreen } from './screens/pocs.js'
+import { recordingsScreen, replayScreen } from './screens/recordings.js'
 import { reportsScreen } from './screens/reports.js'
 
 route('/', () => navigate(me() ? '/pocs' : '/login', { replace: true }).then(() => document.createTextNode('')), { open: true })
@@ -23,6 +24,8 @@ route('/reports', reportsScreen, { title: 'Reports and videos' })
 route('/dojos', dojoListScreen, { title: 'Dojos' })
 route('/dojos/new', dojoNewScreen, { title: 'New dojo' })
 route('/dojos/:sessionId', dojoRoomScreen, { title: 'Dojo' })
+route('/dojos/:sessionId/recordings', recordingsScreen, { title: 'Recordings' })
+route('/dojos/:sessionId/recordings/:recordingId', replayScreen, { title: 'Replay' })
 
 const nav = h('nav', { 'aria-label': 'Main' })
 const main = h('main', { id: 'main' })

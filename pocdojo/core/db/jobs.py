@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-Kind = Literal["report", "video", "email", "recording"]
+Kind = Literal["report", "video", "email", "recording", "replay_video"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,14 @@ class Report:
 
 @dataclass(frozen=True)
 class Video:
+    """A yearly video (``year`` and ``template`` set) or a dojo recording's replay
+    (``recording_id`` set); both are listed and polled as videos."""
+
     job: Job
-    year: int
+    year: int | None
     include_metrics: bool
-    template: str
+    template: str | None
+    recording_id: UUID | None
     estimated_duration: int | None
     duration: float | None
     poc_count: int | None
@@ -110,7 +114,10 @@ _DETAIL: dict[str, tuple[str, type[Any]]] = {
     "video": ("videos", Video),
     "email": ("notifications", Notification),
     "recording": ("dojo_recordings", RecordingMix),
+    "replay_video": ("videos", Video),
 }
+# Kinds listed together: a user's videos are their yearly videos and their replays.
+_LISTED: dict[str, tuple[str, ...]] = {"video": ("video", "replay_video")}
 
 
 def _job(row: Any) -> Job:
@@ -165,19 +172,20 @@ async def get(conn: Any, kind: Kind, job_id: UUID) -> Any:
 async def page_of_user(
     conn: Any, kind: Kind, user_id: UUID, *, limit: int, offset: int
 ) -> tuple[list[Any], int]:
-    """A user's jobs of ``kind``, newest first, and how many there are."""
+    """A user's jobs of ``kind`` (videos: replays too), newest first, and how many there are."""
+    kinds = list(_LISTED.get(kind, (kind,)))
     rows = await conn.fetch(
-        f"{_select(kind)} WHERE j.user_id = $1 AND j.kind = $2 "
+        f"{_select(kind)} WHERE j.user_id = $1 AND j.kind = ANY($2::text[]) "
         "ORDER BY j.created_at DESC, j.id LIMIT $3 OFFSET $4",
         user_id,
-        kind,
+        kinds,
         limit,
         offset,
     )
     if rows:
         return [_detail(kind, r) for r in rows], rows[0]["total"]
     total = await conn.fetchval(
-        "SELECT count(*) FROM jobs WHERE user_id = $1 AND kind = $2", user_id, kind
+        "SELECT count(*) FROM jobs WHERE user_id = $1 AND kind = ANY($2::text[])", user_id, kinds
     )
     return [], total
 

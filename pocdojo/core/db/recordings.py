@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -242,3 +243,35 @@ async def stop_for_mixing(
             user_id,
         )
     return stopped
+
+
+# A code timeline row: (at, data, state, author); ``at`` is a wall-clock time when written,
+# seconds from the recording's start when read.
+TimelineRow = tuple[float, bytes, bool, UUID | None]
+
+
+async def add_timeline(
+    conn: Any, tenant_id: UUID, rows: Sequence[tuple[UUID, float, bytes, bool, UUID | None]]
+) -> None:
+    """Add rows (recording, at, data, state, author) to recordings' code timelines; written
+    in the transaction of the update log rows they go with."""
+    await conn.executemany(
+        """INSERT INTO dojo_timeline (recording_id, tenant_id, at, data, state, author)
+           VALUES ($1, $2, to_timestamp($3), $4, $5, $6)""",
+        [(recording, tenant_id, *row) for recording, *row in rows],
+    )
+
+
+async def timeline_rows(conn: Any, recording: Recording) -> list[TimelineRow]:
+    """The recording's code timeline rows, ``at`` in seconds from its start; those stored
+    after it stopped (an update a node accepted before it heard of the stop) are left out."""
+    rows = await conn.fetch(
+        """SELECT extract(epoch FROM at - $2::timestamptz)::float8 AS at, data, state, author
+           FROM dojo_timeline
+           WHERE recording_id = $1 AND ($3::timestamptz IS NULL OR at <= $3)
+           ORDER BY at, seq""",
+        recording.id,
+        recording.started_at,
+        recording.stopped_at,
+    )
+    return [(r["at"], r["data"], r["state"], r["author"]) for r in rows]

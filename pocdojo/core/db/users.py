@@ -129,3 +129,9 @@ async def update(conn: Any, user_id: UUID, changes: dict[str, Any]) -> User:
 async def touch_last_login(conn: Any, user_id: UUID) -> None:
     """Record a successful login."""
     await conn.execute("UPDATE users SET last_login = now() WHERE id = $1", user_id)
+
+
+async def usernames(conn: Any, user_ids: list[UUID]) -> dict[UUID, str]:
+    """The usernames of those of ``user_ids`` that exist (in the caller's tenant)."""
+    rows = await conn.fetch("SELECT id, username FROM users WHERE id = ANY($1::uuid[])", user_ids)
+    return {r["id"]: r["username"] for r in rows}

@@ -165,6 +165,11 @@ def video_key(tenant_id: UUID, user_id: UUID, year: int, video_id: UUID) -> str:
     return validate_key(f"videos/{tenant_id}/{user_id}/{year:04d}/{video_id}.mp4")
 
 
+def replay_video_key(tenant_id: UUID, user_id: UUID, video_id: UUID) -> str:
+    """Where the MP4 replay of a dojo recording lives: tenant, then the user who asked."""
+    return validate_key(f"videos/{tenant_id}/{user_id}/replays/{video_id}.mp4")
+
+
 def thumbnail_key(tenant_id: UUID, user_id: UUID, video_id: UUID) -> str:
     """Where the JPEG preview of a video lives."""
     return validate_key(f"videos/{tenant_id}/{user_id}/thumbnails/{video_id}.jpg")

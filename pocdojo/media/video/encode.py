@@ -1,4 +1,5 @@
-"""H.264 in MP4 through PyAV: stills in, frames out, a repeated still converted only once."""
+"""H.264 in MP4 through PyAV: stills in, frames out, a repeated still converted only once; an
+optional soundtrack muxed alongside as AAC."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTr
 from PIL import Image
 
 from pocdojo.media.video.model import FPS, HEIGHT, WIDTH
+from pocdojo.media.video.soundtrack import Soundtrack
 
 PIXEL_FORMAT: Final = "yuv420p"
 KEYFRAME_SECONDS: Final = 2
+
 
 # Slideshow frames are mostly exact repeats, so x264's per-frame overhead, not the picture
 # content, is what costs. Measured on two cores, these settings encode about three times as
@@ -28,24 +31,29 @@ KEYFRAME_SECONDS: Final = 2
 #   cost a quarter more time per frame, for interpolating every reference frame.
 # Scene-cut detection is off so keyframes come every KEYFRAME_SECONDS, which players need
 # to seek.
-X264_OPTIONS: Final = {
-    "preset": "veryfast",
-    "qp": "21",
-    "x264-params": ":".join(
-        (
-            f"keyint={KEYFRAME_SECONDS * FPS}",
-            f"min-keyint={FPS}",
-            "scenecut=0",
-            "bframes=0",
-            "rc-lookahead=0",
-            "mbtree=0",
-            "weightp=0",
-            "me=dia",
-            "subme=0",
-            "ref=1",
-        )
-    ),
-}
+def x264_options(fps: int) -> dict[str, str]:
+    """The encoder settings above for a video of ``fps`` frames per second."""
+    return {
+        "preset": "veryfast",
+        "qp": "21",
+        "x264-params": ":".join(
+            (
+                f"keyint={KEYFRAME_SECONDS * fps}",
+                f"min-keyint={fps}",
+                "scenecut=0",
+                "bframes=0",
+                "rc-lookahead=0",
+                "mbtree=0",
+                "weightp=0",
+                "me=dia",
+                "subme=0",
+                "ref=1",
+            )
+        ),
+    }
+
+
+X264_OPTIONS: Final = x264_options(FPS)
 
 
 def _rgb_frame(image: Image.Image) -> VideoFrame:
@@ -125,19 +133,26 @@ def yuv(color: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 class Mp4Writer:
-    """Writes frames to an H.264 MP4 file at the video's size and rate.
+    """Writes frames to an H.264 MP4 file at the video's size, with an optional soundtrack.
 
-    Use as a context manager: a clean exit flushes the encoder and finishes the file; an
+    Use as a context manager: a clean exit flushes the encoders and finishes the file; an
     exception closes it as is (the caller throws the file away).
     """
 
-    def __init__(self, path: Path) -> None:
-        """Open ``path`` for writing (the format is MP4 whatever the file name)."""
+    def __init__(self, path: Path, *, fps: int = FPS, audio: Path | None = None) -> None:
+        """Open ``path`` for writing (the format is MP4 whatever the file name).
+
+        Args:
+            path: The file to write.
+            fps: Frames per second.
+            audio: A file whose first audio stream becomes the video's AAC track, written as
+                the frames reach its time so the two streams interleave in the file.
+        """
         # faststart moves the index to the front so browsers play before the download ends.
         self._container = av.open(
             str(path), mode="w", format="mp4", options={"movflags": "+faststart"}
         )
-        stream = self._container.add_stream("libx264", rate=FPS, options=dict(X264_OPTIONS))
+        stream = self._container.add_stream("libx264", rate=fps, options=x264_options(fps))
         stream.width = WIDTH
         stream.height = HEIGHT
         stream.pix_fmt = PIXEL_FORMAT
@@ -146,7 +161,15 @@ class Mp4Writer:
         stream.color_trc = int(ColorTrc.BT709)
         stream.color_range = int(ColorRange.MPEG)
         self._stream = stream
+        self.fps = fps
         self.frames = 0
+        self._soundtrack: Soundtrack | None = None
+        if audio is not None:
+            try:
+                self._soundtrack = Soundtrack(audio, self._container)
+            except BaseException:
+                self._container.close()
+                raise
 
     def write(self, frame: VideoFrame, repeat: int = 1) -> None:
         """Append ``frame`` ``repeat`` times.
@@ -158,6 +181,8 @@ class Mp4Writer:
             frame.pts = self.frames
             self.frames += 1
             self._container.mux(self._stream.encode(frame))
+        if self._soundtrack is not None:
+            self._soundtrack.write_until(self.frames / self.fps)
 
     def __enter__(self) -> Mp4Writer:
         return self
@@ -171,9 +196,15 @@ class Mp4Writer:
         if kind is not None:
             # The file is being thrown away: an error closing it must not hide the cause.
             with contextlib.suppress(av.FFmpegError, OSError):
+                if self._soundtrack is not None:
+                    self._soundtrack.close()
                 self._container.close()
             return
         try:
             self._container.mux(self._stream.encode(None))
+            if self._soundtrack is not None:
+                self._soundtrack.finish()
         finally:
+            if self._soundtrack is not None:
+                self._soundtrack.close()
             self._container.close()

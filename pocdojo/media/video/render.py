@@ -57,7 +57,7 @@ class _Progress:
 
 
 @contextlib.contextmanager
-def _staged(*targets: Path) -> Iterator[tuple[Path, ...]]:
+def staged(*targets: Path) -> Iterator[tuple[Path, ...]]:
     """Temporary paths beside ``targets``, renamed onto them only if the block succeeds.
 
     A crash or an error never leaves a partial file under a final name; temporary files are
@@ -118,7 +118,7 @@ def render_yearly_video(
     tracker = _Progress(progress, sum(frames))
     tracker.report(0)
     intro = template.intro(spec)
-    with _staged(video_path, thumbnail_path) as (video_part, thumbnail_part):
+    with staged(video_path, thumbnail_path) as (video_part, thumbnail_part):
         with Mp4Writer(video_part) as writer:
             stills = _stills(template, spec, intro)
             for frame, repeat in frame_runs(stills, frames, template.blank(), template.transition):

@@ -1,6 +1,6 @@
 // The dojo room: CodeMirror 6 bound to the session's Yjs document (Y.Text `code`) through the
 // stock y-websocket provider, with remote cursors, one's own undo, participants, chat, a
-// connection indicator, randori and the host's controls.
+// connection indicator, randori, voice and recording, and the host's controls.
 import { defaultKeymap } from '@codemirror/commands'
 import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from '@codemirror/language'
 import { Compartment, EditorState, Prec } from '@codemirror/state'
@@ -14,27 +14,10 @@ import { applyCursorColors, userColor } from './colors.js'
 import { closeReason, eventsSocket } from './events.js'
 import { highlighted, loadLanguage } from './languages.js'
 import { randoriPanel } from './randori.js'
+import { editorTheme } from './theme.js'
+import { voicePanel } from './voice.js'
 
 const ROLE_NAMES = { host: 'host', participant: 'participant', observer: 'observer' }
-
-const MONO = "ui-monospace, 'SFMono-Regular', Menlo, Consolas, monospace"
-
-const editorTheme = EditorView.theme({
-  '&': { minHeight: '24rem', backgroundColor: '#ffffff', color: '#1b1b1f', borderRadius: '6px' },
-  '&.cm-focused': { outline: '3px solid #f5a623', outlineOffset: '2px' },
-  '.cm-scroller': { fontFamily: MONO, minHeight: '24rem', lineHeight: '1.5' },
-  // Room above the first line for the name on a cursor there.
-  '.cm-content': { paddingTop: '1.1em' },
-  '.cm-gutters': { color: '#4a4a55', backgroundColor: '#f3f4f7', borderRight: '1px solid #c9c9d3' },
-  // Names on remote cursors stay shown: in a dojo, who types where is the point.
-  '.cm-ySelectionInfo': {
-    opacity: '1 !important',
-    color: '#ffffff',
-    fontFamily: 'system-ui, sans-serif',
-    padding: '0 3px',
-    borderRadius: '3px',
-  },
-})
 
 function readOnlyExtensions(readOnly) {
   return [EditorState.readOnly.of(readOnly), EditorView.contentAttributes.of({ 'aria-readonly': readOnly ? 'true' : 'false' })]
@@ -45,9 +28,10 @@ function readOnlyExtensions(readOnly) {
  *
  * @param {object} opts session (GET answer), joined (join answer), language, me, joinCode,
  *   joinLink, endSession (a function asking the server to end it), earlierChat (a function
- *   answering the chat messages sent before a time, oldest first)
+ *   answering the chat messages sent before a time, oldest first), refreshIce (a function
+ *   answering the session's ICE servers), recordingsHref (the recordings page)
  */
-export function mountRoom({ session, joined, language, me, joinCode, joinLink, endSession, earlierChat }) {
+export function mountRoom({ session, joined, language, me, joinCode, joinLink, endSession, earlierChat, refreshIce, recordingsHref }) {
   const sessionId = session.sessionId
   const isHost = session.hostUserId === me.userId
   let role = joined.role
@@ -107,7 +91,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     h('div', { class: 'title-row' }, h('h1', null, session.title), tools),
     h('p', { class: 'meta' }, `${language || 'Plain text'}${highlighted(language) ? '' : ' (no highlighting)'} · you are ${ROLE_NAMES[role] || role}`),
     endedNote,
-    connection,
+    h('div', { class: 'status-row' }, connection),
     h(
       'div',
       { class: 'room-grid' },
@@ -257,6 +241,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     onMessage(message) {
       switch (message.type) {
         case 'welcome':
+          voice.handle(message)
           for (const p of message.participants) people.set(p.userId, { ...people.get(p.userId), ...p })
           paintPeople()
           replace(chatList, message.chat.map(chatItem))
@@ -269,6 +254,11 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
         case 'randori':
           randori.apply(message)
           break
+        case 'voice':
+        case 'signal':
+        case 'recording':
+          voice.handle(message)
+          break
         case 'chat':
           addChat(message)
           break
@@ -277,6 +267,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
           people.set(message.userId, { ...known, username: message.username, role: message.role, online: message.event === 'joined' })
           paintPeople()
           randori.repaint()
+          voice.repaint()
           break
         }
         case 'role': {
@@ -287,6 +278,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
           break
         }
         case 'error':
+          if (voice.error(message)) break
           connection.textContent = `Message refused: ${message.message}`
           break
         default:
@@ -307,6 +299,18 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     ydoc,
   })
   node.querySelector('.side').prepend(randori.node)
+
+  const voice = voicePanel({
+    isHost,
+    me,
+    nameOf,
+    send: (message) => events.send(message),
+    ice: joined.ice,
+    refreshIce,
+    recordingsHref,
+  })
+  share.after(voice.node)
+  connection.after(voice.indicator) // beside the connection's state, for everyone
 
   earlier.addEventListener('click', async () => {
     if (!oldestChat) return
@@ -344,6 +348,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     paintPeople()
     for (const button of tools.querySelectorAll('button')) button.disabled = true
     randori.disable()
+    voice.disable()
     provider.disconnect()
     events.close()
   }
@@ -358,6 +363,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
     connection.textContent = `Closed: ${closeReason(code)}`
     connection.dataset.state = 'closed'
     setRole(role)
+    voice.disable()
     provider.disconnect()
     events.close()
   }
@@ -368,6 +374,7 @@ export function mountRoom({ session, joined, language, me, joinCode, joinLink, e
       destroyed = true
       events.close()
       if (randori) randori.destroy()
+      if (voice) voice.destroy()
       stopColors()
       provider.destroy()
       view.destroy()

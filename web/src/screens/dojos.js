@@ -152,6 +152,8 @@ export async function dojoRoomScreen({ params, query, onLeave }) {
     joinLink: joinLink(sessionId, code),
     endSession: () => api('POST', `/v1/dojos/sessions/${sessionId}/end`),
     earlierChat: (before) => api('GET', `/v1/dojos/sessions/${sessionId}/chat${qs({ before, limit: 50 })}`),
+    refreshIce: () => api('GET', `/v1/dojos/sessions/${sessionId}/ice`),
+    recordingsHref: `/dojos/${sessionId}/recordings`,
   })
   onLeave(room.destroy)
   return room.node

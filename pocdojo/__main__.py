@@ -1,0 +1,5 @@
+"""``python -m pocdojo``: the ``pocdojo`` command."""
+
+from pocdojo.cli import main
+
+main()
