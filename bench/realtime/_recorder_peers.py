@@ -65,7 +65,7 @@ class Tone(MediaStreamTrack):
         self.late: list[float] = []  # seconds behind schedule, per packet
         self.payloads = _encoded_second(frequency)
 
-    async def recv(self) -> Packet:
+    async def recv(self) -> Packet[Any]:
         await self.go.wait()
         assert self.start_at is not None
         if self.samples >= self.budget:
