@@ -31,7 +31,7 @@ from pocdojo.core.settings import Settings
 from pocdojo.jobs.worker import RunningWorker
 from pocdojo.realtime import sockets
 from pocdojo.realtime.bus import Bus
-from pocdojo.realtime.recorder import Recorders
+from pocdojo.realtime.recorder import RecorderMetrics, Recorders
 from pocdojo.realtime.rooms import RoomMetrics, Rooms, RoomSettings
 from pocdojo.rest import (
     auth,
@@ -194,7 +194,12 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
             max_document_bytes=settings.ws_max_document_bytes,
         ),
         RoomMetrics(app[appkeys.metrics_key].registry),
-        Recorders(app[appkeys.db_pool_key], settings, lambda: app.get(appkeys.object_store_key)),
+        Recorders(
+            app[appkeys.db_pool_key],
+            settings,
+            lambda: app.get(appkeys.object_store_key),
+            RecorderMetrics(app[appkeys.metrics_key].registry),
+        ),
     )
     app[sockets.rooms_key] = rooms
     app[appkeys.live_rooms_key] = rooms

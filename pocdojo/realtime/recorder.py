@@ -23,6 +23,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCIceServer,
+    RTCInboundRtpStreamStats,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -30,6 +31,7 @@ from aiortc.contrib.media import MediaRecorder
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 from av import AudioFrame
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
@@ -49,6 +51,51 @@ class RecorderError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class RecorderMetrics:
+    """What the recorder peers received, from aiortc's receiver statistics (``inbound-rtp``),
+    counted when each peer closes: a part whose packets did not all come has gaps."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.packets_received = Counter(
+            "pocdojo_recorder_packets_received",
+            "RTP packets the recorder peers received (inbound-rtp packetsReceived)",
+            registry=registry,
+        )
+        self.packets_lost = Counter(
+            "pocdojo_recorder_packets_lost",
+            "RTP packets the recorder peers expected and never received (packetsLost)",
+            registry=registry,
+        )
+        self.stream_loss = Histogram(
+            "pocdojo_recorder_stream_loss_ratio",
+            "Per audio stream a recorder peer received: packets lost over packets expected",
+            buckets=(0.001, 0.01, 0.05, 0.2, 1),
+            registry=registry,
+        )
+        self.stream_jitter = Histogram(
+            "pocdojo_recorder_stream_jitter_seconds",
+            "Per audio stream a recorder peer received: interarrival jitter when it closed",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
+            registry=registry,
+        )
+
+    async def count(self, pc: RTCPeerConnection) -> None:
+        """Add what ``pc``'s audio receivers received; call it once, as the peer closes."""
+        rate = _clock_rate(pc)
+        for receiver in pc.getReceivers():
+            if receiver.track.kind != "audio":
+                continue
+            for stats in (await receiver.getStats()).values():
+                if not isinstance(stats, RTCInboundRtpStreamStats):
+                    continue
+                lost = max(0, stats.packetsLost)  # negative when packets came twice
+                self.packets_received.inc(stats.packetsReceived)
+                self.packets_lost.inc(lost)
+                if stats.packetsReceived + lost:
+                    self.stream_loss.observe(lost / (stats.packetsReceived + lost))
+                self.stream_jitter.observe(stats.jitter / rate)
 
 
 class _Rebased(MediaStreamTrack):
@@ -87,11 +134,15 @@ class _Capture:
     track: _Rebased | None = None
     starting: asyncio.Future[None] | None = None
     closed: bool = False
+    metrics: RecorderMetrics | None = None
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self.metrics is not None:
+            with contextlib.suppress(Exception):  # statistics never keep a peer open
+                await self.metrics.count(self.pc)
         if self.recorder is not None:
             with contextlib.suppress(Exception):
                 await self.recorder.stop()
@@ -111,11 +162,16 @@ class Recorders:
     """This node's recorder peers, per recorded session."""
 
     def __init__(
-        self, pool: Any, settings: Settings, store: Callable[[], ObjectStore | None]
+        self,
+        pool: Any,
+        settings: Settings,
+        store: Callable[[], ObjectStore | None],
+        metrics: RecorderMetrics | None = None,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._store = store
+        self._metrics = metrics
         self._running: dict[UUID, _Running] = {}
         self._tasks: set[asyncio.Future[None]] = set()
 
@@ -176,7 +232,7 @@ class Recorders:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{recording.id}-{user_id}-{uuid.uuid4().hex[:8]}.ogg"
         key = recording_key(recording.tenant_id, recording.session_id, path.name)
-        capture = _Capture(user_id, pc, path, key)
+        capture = _Capture(user_id, pc, path, key, metrics=self._metrics)
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -326,6 +382,17 @@ class Recorders:
             for capture in [*running.done, *running.captures.values()]:
                 await capture.close()
         self._running.clear()
+
+
+def _clock_rate(pc: RTCPeerConnection) -> int:
+    """The RTP clock rate of the audio codec ``pc`` answered with first (Opus: 48 kHz), the
+    unit of aiortc's jitter."""
+    local = pc.localDescription
+    with contextlib.suppress(Exception):
+        for media in SessionDescription.parse(local.sdp).media:
+            if media.kind == "audio" and media.rtp.codecs:
+                return media.rtp.codecs[0].clockRate
+    return 48000
 
 
 def _media_kinds(sdp: str) -> set[str]:

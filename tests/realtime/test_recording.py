@@ -16,6 +16,7 @@ from uuid import UUID
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from pocdojo.core import appkeys
 from pocdojo.core.db import recordings as recordings_db
@@ -190,6 +191,12 @@ async def test_recorder_writes_each_participants_audio_and_the_job_mixes_them(
             assert mine == 1.0
             assert other < 0.05
 
+        received = await _received(client, second)
+        assert received["pocdojo_recorder_stream_loss_ratio_count"] == 2  # one per part
+        assert received["pocdojo_recorder_stream_jitter_seconds_count"] == 2
+        assert received["pocdojo_recorder_packets_received_total"] >= 2 * 100  # 3 s, 50/s
+        assert "pocdojo_recorder_packets_lost_total" in received
+
         body = await _mixed(client, spoken, [440.0, 1000.0])
         assert sorted(body["participants"]) == sorted(g.user_id for g in guests)
         session = await (
@@ -227,6 +234,18 @@ async def test_a_node_that_died_leaves_its_part_to_its_next_run(make_client: Mak
         assert sorted(again["participants"]) == sorted(g.user_id for g in spoken.guests)
         for ws in spoken.sockets:
             await ws.close()
+
+
+async def _received(*nodes: Client) -> dict[str, float]:
+    """The recorder's receiver statistics from the nodes' ``/metrics``, summed."""
+    found: dict[str, float] = {}
+    for node in set(nodes):
+        text = await (await node.get("/metrics")).text()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.startswith("pocdojo_recorder_") and not sample.labels:
+                    found[sample.name] = found.get(sample.name, 0.0) + sample.value
+    return found
 
 
 async def _uploaded(parts: Callable[[], Awaitable[list[Any]]], n: int) -> bool:
