@@ -94,9 +94,20 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.redis_key] = client
     app[appkeys.limiter_key] = RateLimiter(client)
     app[appkeys.poc_cache_key] = PocCache(client, ttl=app[appkeys.settings_key].poc_cache_ttl)
-    app[appkeys.job_queue_key] = JobQueue(client, app[appkeys.settings_key].job_queue)
+    settings = app[appkeys.settings_key]
+    jobs = client
+    if settings.job_redis_url is not None:  # the queue on a Redis of its own
+        jobs = ArqRedis.from_url(
+            settings.require_job_redis_url(),
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            health_check_interval=30,
+        )
+    app[appkeys.job_queue_key] = JobQueue(jobs, settings.job_queue)
     yield
     await client.aclose()
+    if jobs is not client:
+        await jobs.aclose()
 
 
 async def _object_store(app: web.Application) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ arq adds the retry delay to the job's own score.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -45,6 +46,14 @@ class JobQueue:
     def __init__(self, redis: ArqRedis, queue_name: str) -> None:
         self._redis = redis
         self.queue_name = queue_name
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def due(self) -> int:
+        """How many jobs are due (queued, their time come)."""
+        count: int = await self._redis.zcount(self.queue_name, "-inf", int(time.time() * 1000))
+        return count
 
     async def enqueue(
         self, kind: Kind, tenant_id: UUID, job_id: UUID, *, plan: str, attempt: int | None = None

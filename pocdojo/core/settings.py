@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     database_app_url: SecretStr | None = None
     redis_url: SecretStr | None = None
+    # The job queue's Redis, when it is not ``redis_url`` (e.g. a plain Redis beside a bus
+    # that grows to several): workers and enqueuing servers must agree on it.
+    job_redis_url: SecretStr | None = None
     object_store_url: str | None = None
     opensearch_url: str | None = None
 
@@ -265,3 +268,9 @@ class Settings(BaseSettings):
         if self.redis_url is None:
             raise ConfigError("REDIS_URL is not set")
         return self.redis_url.get_secret_value()
+
+    def require_job_redis_url(self) -> str:
+        """The job queue's Redis: ``JOB_REDIS_URL``, else ``REDIS_URL``."""
+        if self.job_redis_url is not None:
+            return self.job_redis_url.get_secret_value()
+        return self.require_redis_url()

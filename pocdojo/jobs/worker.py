@@ -55,7 +55,7 @@ HANDLERS = {
 def open_redis(settings: Settings) -> ArqRedis:
     """An arq-capable Redis client (arq's client is redis-py's, with queue methods)."""
     redis: ArqRedis = ArqRedis.from_url(
-        settings.require_redis_url(), socket_timeout=5, socket_connect_timeout=2
+        settings.require_job_redis_url(), socket_timeout=5, socket_connect_timeout=2
     )
     return redis
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -51,8 +50,11 @@ async def _probe(ctx: Ctx) -> dict[str, str]:
             return f"error: {type(exc).__name__}"
         return "ok"
 
-    names = ("database", "redis")
-    results = await asyncio.gather(check(database), check(redis))
+    probes: dict[str, Callable[[], Awaitable[None]]] = {"database": database, "redis": redis}
+    if ctx.settings.job_redis_url is not None:
+        probes["job_redis"] = ctx.app[appkeys.job_queue_key].ping
+    names = tuple(probes)
+    results = await asyncio.gather(*(check(probe) for probe in probes.values()))
     gauge = ctx.app[appkeys.metrics_key].dependency_up
     for name, result in zip(names, results, strict=True):
         gauge.labels(name).set(1 if result == "ok" else 0)
@@ -87,13 +89,9 @@ async def metrics(ctx: Ctx) -> web.Response:
     """
     exported = ctx.app[appkeys.metrics_key]
     checks = await _probe(ctx)
-    if checks["redis"] == "ok":
-        queue = ctx.app[appkeys.job_queue_key].queue_name
-        now_ms = int(time.time() * 1000)
+    if checks.get("job_redis", checks["redis"]) == "ok":
         try:
-            due = await asyncio.wait_for(
-                ctx.app[appkeys.redis_key].zcount(queue, "-inf", now_ms), _PROBE_TIMEOUT
-            )
+            due = await asyncio.wait_for(ctx.app[appkeys.job_queue_key].due(), _PROBE_TIMEOUT)
         except (RedisError, OSError, TimeoutError):
             pass  # the gauge keeps its last value; pocdojo_dependency_up tells the rest
         else:
