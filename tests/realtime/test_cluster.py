@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,7 +179,7 @@ async def _typing(typists: list[Typist], chatter: Chatter) -> AsyncIterator[None
         await asyncio.gather(*tasks)
 
 
-async def _cli(running: Running, *args: str) -> str:
+async def _cli(running: Running, *args: str, check: bool = True) -> str:
     done = await asyncio.to_thread(
         subprocess.run,
         [str(POCDOJO), "cluster", *args, "--data-dir", str(running.data_dir)],
@@ -189,12 +189,24 @@ async def _cli(running: Running, *args: str) -> str:
         timeout=180,
         check=False,
     )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{running.output()}"
-    return done.stdout
+    if check:
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{running.output()}"
+    return done.stdout + done.stderr
+
+
+async def _until(
+    running: Running, predicate: Callable[[], Awaitable[bool]], what: str, within: float
+) -> None:
+    """``wait_until``, failing with what the cluster says about itself."""
+    try:
+        await wait_until(predicate, within=within)
+    except TimeoutError:
+        status = await _cli(running, "status", check=False)
+        pytest.fail(f"{what}: not within {within} s\n{status}\n{running.output()}")
 
 
 async def _healthy(running: Running) -> bool:
-    out = await _cli(running, "status")
+    out = await _cli(running, "status", check=False)
     return out.count("balancer UP") == NODES and "NOT RUNNING" not in out
 
 
@@ -219,7 +231,7 @@ async def test_a_cluster_loses_no_edit_through_kills_restarts_and_engine_faults(
             killed = running.member("node-2")
             os.kill(killed["pid"], signal.SIGKILL)
             faults.append("node-2 killed")
-            await wait_until(lambda: _healthy(running), within=60)
+            await _until(running, lambda: _healthy(running), "node-2 back, every node up", 120)
             assert running.member("node-2")["pid"] != killed["pid"]
             # 2. Every node restarted in turn, each draining first.
             await _cli(running, "restart")
@@ -230,7 +242,7 @@ async def test_a_cluster_loses_no_edit_through_kills_restarts_and_engine_faults(
             valkey_pid = int((running.data_dir / "valkey" / "valkey.pid").read_text())
             os.kill(valkey_pid, signal.SIGKILL)
             faults.append("Valkey killed")
-            await wait_until(lambda: _valkey_back(running, valkey_pid), within=30)
+            await _until(running, lambda: _valkey_back(running, valkey_pid), "Valkey back", 60)
             # 4. PostgreSQL restarted (fast: connections are cut).
             await asyncio.to_thread(_restart_postgres, running.data_dir)
             faults.append("PostgreSQL restarted")
