@@ -218,7 +218,8 @@ def cluster(
     try:
         with supervisor.running():
             click.echo(
-                f"pocdojo cluster: {nodes} nodes and {workers} workers behind HAProxy at "
+                f"pocdojo cluster: {_count(nodes, 'node')} and {_count(workers, 'worker')}"
+                f" behind HAProxy at "
                 f"{layout.url}  (Ctrl-C stops; `pocdojo cluster status` lists them)"
             )
             supervisor.supervise(lambda: stop["now"])
@@ -226,6 +227,10 @@ def cluster(
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("stopped")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @cluster.command(name="status")

@@ -289,55 +289,64 @@ class Cluster:
                 shared["DATABASE_APP_URL"] = engines.database_app_url
             self._migrate(shared)
             stack.callback(self._stop_members)
-            for i in range(layout.nodes):
-                port = layout.node_port(i)
-                self._add(
-                    Member(
-                        f"node-{i + 1}",
-                        "node",
-                        [*pocdojo_command(), "serve", "--no-worker", "--port", str(port)],
-                        {**node_env(layout, shared, i), "HOST": layout.host},
-                        home / "logs" / f"node-{i + 1}.log",
-                        port,
-                    )
-                )
-            for i in range(layout.workers):
-                self._add(
-                    Member(
-                        f"worker-{i + 1}",
-                        "worker",
-                        [*pocdojo_command(), "worker"],
-                        node_env(layout, shared, -1),
-                        home / "logs" / f"worker-{i + 1}.log",
-                    )
-                )
-            config = home / "haproxy.cfg"
-            config.write_text(haproxy_config(layout, self.stats_socket))
-            check = subprocess.run(  # noqa: S603 (our own commands)
-                [haproxy, "-c", "-q", "-f", str(config)], capture_output=True, check=False
-            )
-            if check.returncode != 0:
-                raise RuntimeError(f"haproxy refused its configuration: {check.stderr.decode()}")
-            for member in self.members:
-                if member.role == "node":
-                    alive = lambda m=member: m.exited() is None  # noqa: E731
-                    if not wait_ready(f"http://{layout.host}:{member.port}", START_TIMEOUT, alive):
-                        raise RuntimeError(f"{member.name} did not get ready; see {member.log}")
-                    self.say(f"started {member.name} on port {member.port}")
-            self._add(
-                Member(
-                    "haproxy",
-                    "balancer",
-                    [haproxy, "-db", "-f", str(config)],
-                    dict(os.environ),
-                    home / "logs" / "haproxy.log",
-                    layout.port,
-                )
-            )
-            if not wait_ready(layout.url, 10, lambda: self.members[-1].exited() is None):
-                raise RuntimeError(f"HAProxy did not start; see {home / 'logs' / 'haproxy.log'}")
+            self._start_processes(shared)
+            self._start_balancer(haproxy)
             self.save_state()
             yield self
+
+    def _start_processes(self, shared: dict[str, str]) -> None:
+        """The nodes and workers; returns once every node is ready."""
+        layout, logs = self.layout, self.layout.home / "logs"
+        for i in range(layout.nodes):
+            port = layout.node_port(i)
+            self._add(
+                Member(
+                    f"node-{i + 1}",
+                    "node",
+                    [*pocdojo_command(), "serve", "--no-worker", "--port", str(port)],
+                    {**node_env(layout, shared, i), "HOST": layout.host},
+                    logs / f"node-{i + 1}.log",
+                    port,
+                )
+            )
+        for i in range(layout.workers):
+            self._add(
+                Member(
+                    f"worker-{i + 1}",
+                    "worker",
+                    [*pocdojo_command(), "worker"],
+                    node_env(layout, shared, -1),
+                    logs / f"worker-{i + 1}.log",
+                )
+            )
+        for member in self.members:
+            if member.role == "node":
+                alive = lambda m=member: m.exited() is None  # noqa: E731
+                if not wait_ready(f"http://{layout.host}:{member.port}", START_TIMEOUT, alive):
+                    raise RuntimeError(f"{member.name} did not get ready; see {member.log}")
+                self.say(f"started {member.name} on port {member.port}")
+
+    def _start_balancer(self, haproxy: str) -> None:
+        """HAProxy, its configuration checked first."""
+        config = self.layout.home / "haproxy.cfg"
+        config.write_text(haproxy_config(self.layout, self.stats_socket))
+        check = subprocess.run(  # noqa: S603 (our own commands)
+            [haproxy, "-c", "-q", "-f", str(config)], capture_output=True, check=False
+        )
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy refused its configuration: {check.stderr.decode()}")
+        log = self.layout.home / "logs" / "haproxy.log"
+        balancer = Member(
+            "haproxy",
+            "balancer",
+            [haproxy, "-db", "-f", str(config)],
+            dict(os.environ),
+            log,
+            self.layout.port,
+        )
+        self._add(balancer)
+        if not wait_ready(self.layout.url, 10, lambda: balancer.exited() is None):
+            raise RuntimeError(f"HAProxy did not start; see {log}")
 
     @contextlib.contextmanager
     def _object_store(self) -> Iterator[dict[str, str]]:
