@@ -42,6 +42,7 @@ from pocdojo.core.settings import Settings
 log = structlog.get_logger(__name__)
 
 RECORDER = "recorder"  # the address of the server's peer in signals
+SAMPLE_EVERY = 2.0  # seconds between two readings of a recorder peer's receiver statistics
 
 
 class RecorderError(Exception):
@@ -54,8 +55,10 @@ class RecorderError(Exception):
 
 
 class RecorderMetrics:
-    """What the recorder peers received, from aiortc's receiver statistics (``inbound-rtp``),
-    counted when each peer closes: a part whose packets did not all come has gaps."""
+    """What the recorder peers received, from aiortc's receiver statistics (``inbound-rtp``):
+    packets counted as they come (sampled every ``SAMPLE_EVERY`` seconds while a peer is
+    open), each stream's loss and jitter when it closes. A part whose packets did not all
+    come has gaps."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.packets_received = Counter(
@@ -81,8 +84,12 @@ class RecorderMetrics:
             registry=registry,
         )
 
-    async def count(self, pc: RTCPeerConnection) -> None:
-        """Add what ``pc``'s audio receivers received; call it once, as the peer closes."""
+    async def count(
+        self, pc: RTCPeerConnection, counted: dict[str, tuple[int, int]], *, final: bool
+    ) -> None:
+        """Add what ``pc``'s audio receivers received since ``counted`` (what was added
+        before, by stream; updated here); with ``final`` (the peer closes), each stream's loss
+        and jitter too."""
         rate = _clock_rate(pc)
         for receiver in pc.getReceivers():
             if receiver.track.kind != "audio":
@@ -91,8 +98,15 @@ class RecorderMetrics:
                 if not isinstance(stats, RTCInboundRtpStreamStats):
                     continue
                 lost = max(0, stats.packetsLost)  # negative when packets came twice
-                self.packets_received.inc(stats.packetsReceived)
-                self.packets_lost.inc(lost)
+                received_before, lost_before = counted.get(stats.id, (0, 0))
+                self.packets_received.inc(max(0, stats.packetsReceived - received_before))
+                self.packets_lost.inc(max(0, lost - lost_before))
+                counted[stats.id] = (
+                    max(received_before, stats.packetsReceived),
+                    max(lost_before, lost),
+                )
+                if not final:
+                    continue
                 if stats.packetsReceived + lost:
                     self.stream_loss.observe(lost / (stats.packetsReceived + lost))
                 self.stream_jitter.observe(stats.jitter / rate)
@@ -135,14 +149,26 @@ class _Capture:
     starting: asyncio.Future[None] | None = None
     closed: bool = False
     metrics: RecorderMetrics | None = None
+    counted: dict[str, tuple[int, int]] = field(default_factory=dict)  # by stream
+    sampler: asyncio.Task[None] | None = None
+
+    async def sample(self) -> None:
+        """Count what came, every ``SAMPLE_EVERY`` seconds, until the peer closes."""
+        assert self.metrics is not None
+        while not self.closed:
+            await asyncio.sleep(SAMPLE_EVERY)
+            with contextlib.suppress(Exception):  # statistics never end a recording
+                await self.metrics.count(self.pc, self.counted, final=False)
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self.sampler is not None:
+            self.sampler.cancel()
         if self.metrics is not None:
             with contextlib.suppress(Exception):  # statistics never keep a peer open
-                await self.metrics.count(self.pc)
+                await self.metrics.count(self.pc, self.counted, final=True)
         if self.recorder is not None:
             with contextlib.suppress(Exception):
                 await self.recorder.stop()
@@ -264,6 +290,8 @@ class Recorders:
             await recordings_db.add_part(conn, recording, user_id, key)
         previous = running.captures.get(user_id)
         running.captures[user_id] = capture
+        if self._metrics is not None:
+            capture.sampler = asyncio.create_task(capture.sample(), name="recorder-stats")
         if previous is not None:
             await self._hang_up(running, previous)
         local = pc.localDescription

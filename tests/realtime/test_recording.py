@@ -170,6 +170,10 @@ async def test_recorder_writes_each_participants_audio_and_the_job_mixes_them(
     async with aiohttp.ClientSession() as http:
         spoken = await _two_speak(client, second, http)
         host, dojo, guests = spoken.host, spoken.dojo, spoken.guests
+        # While it still records, what came is counted already (sampled as it comes).
+        live = await _received(client, second)
+        assert live["pocdojo_recorder_packets_received_total"] >= 2 * 50  # 2 s, 50/s
+        assert live.get("pocdojo_recorder_stream_loss_ratio_count", 0) == 0  # at the close
         resp = await _recording(client, dojo, host, "stop")
         assert resp.status == 200
 
