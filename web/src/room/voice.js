@@ -187,7 +187,9 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     // it may start suspended (a prompt answered slowly, a background tab); ask again.
     if (context.state === 'suspended') context.resume().catch(() => {})
     const analyser = context.createAnalyser()
-    analyser.fftSize = 1024
+    // A window about as long as the sampling period (4096 samples: 85 ms at 48 kHz), so a
+    // short sound between two readings is not missed.
+    analyser.fftSize = 4096
     context.createMediaStreamSource(stream).connect(analyser)
     const samples = new Float32Array(analyser.fftSize)
     let lastLoud = 0
