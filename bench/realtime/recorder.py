@@ -59,7 +59,6 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import av
 import numpy as np
 from _targets import (
     HERE,
@@ -77,6 +76,8 @@ from _targets import (
     revision,
 )
 from prometheus_client.parser import text_string_to_metric_families
+
+from pocdojo.media import mix
 
 RATE = 48000
 FRAME = 960
@@ -494,17 +495,7 @@ def decode_parts(run: Run, paths: list[Path], *, remove: bool = False) -> None:
 def _decode(path: Path) -> tuple[float, float]:
     """The length in seconds of the audio in ``path``, and its strongest frequency in Hz
     (over its middle second)."""
-    chunks = []
-    rate = RATE
-    with av.open(str(path)) as container:
-        for frame in container.decode(audio=0):
-            rate = frame.sample_rate
-            samples = frame.to_ndarray().astype(np.float64)
-            if frame.format.is_planar:
-                chunks.append(samples.mean(axis=0))
-            else:
-                chunks.append(samples.reshape(-1, len(frame.layout.channels)).mean(axis=1))
-    audio = np.concatenate(chunks)
+    audio, rate = mix.decode(path).astype(np.float64), mix.RATE
     middle = audio[max(0, len(audio) // 2 - rate // 2) :][:rate]
     spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle))))
     peak = float(np.fft.rfftfreq(len(middle), 1 / rate)[int(spectrum.argmax())])

@@ -18,6 +18,7 @@ from pocdojo.core.objectstore import replay_video_key, thumbnail_key
 from pocdojo.crdt import timeline as timeline_mod
 from pocdojo.crdt.authorship import authored
 from pocdojo.jobs.runtime import Deps, PermanentJobError, Progress
+from pocdojo.jobs.videos import store_video
 from pocdojo.media.replay import CodeState, ReplaySpec, render_replay_video
 
 
@@ -63,12 +64,5 @@ async def make_replay_video(deps: Deps, job: jobs_db.Job, progress: Progress) ->
             audio=voice,
             progress=lambda p: progress.report(2 + p * 88 // 100),
         )
-        size = mp4.stat().st_size + jpg.stat().st_size
-        await deps.store.put_file(key, mp4, "video/mp4")
-        await deps.store.put_file(thumb, jpg, "image/jpeg")
-    return {
-        "object_key": key,
-        "thumbnail_key": thumb,
-        "size_bytes": size,
-        "duration": result.duration_seconds,
-    }
+        stored = await store_video(deps, mp4, jpg, key, thumb)
+    return {**stored, "duration": result.duration_seconds}

@@ -87,13 +87,13 @@ async def make_video(deps: Deps, job: jobs_db.Job, progress: Progress) -> dict[s
         result = await asyncio.to_thread(
             render_yearly_video, spec, mp4, jpg, lambda p: progress.report(p * 9 // 10)
         )
-        size = mp4.stat().st_size + jpg.stat().st_size
-        await deps.store.put_file(key, mp4, "video/mp4")
-        await deps.store.put_file(thumb, jpg, "image/jpeg")
-    return {
-        "object_key": key,
-        "thumbnail_key": thumb,
-        "size_bytes": size,
-        "duration": result.duration_seconds,
-        "poc_count": len(rows),
-    }
+        stored = await store_video(deps, mp4, jpg, key, thumb)
+    return {**stored, "duration": result.duration_seconds, "poc_count": len(rows)}
+
+
+async def store_video(deps: Deps, mp4: Path, jpg: Path, key: str, thumb: str) -> dict[str, Any]:
+    """Store a rendered video and its thumbnail; the job result's keys and size for them."""
+    size = sum(await asyncio.to_thread(lambda: [p.stat().st_size for p in (mp4, jpg)]))
+    await deps.store.put_file(key, mp4, "video/mp4")
+    await deps.store.put_file(thumb, jpg, "image/jpeg")
+    return {"object_key": key, "thumbnail_key": thumb, "size_bytes": size}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import av
 import numpy as np
@@ -25,18 +25,20 @@ class Track:
     offset: float  # seconds from the start of the recording
 
 
-def _decode(path: Path) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """The file's first audio stream as mono float samples at ``RATE``: as much of it as can
-    be read (a part its node was killed while writing ends early, or holds nothing)."""
+def decode(source: Path | BinaryIO) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """The first audio stream of a file (a path or an open binary file) as mono float
+    samples at ``RATE``: as much of it as can be read (a part its node was killed while
+    writing ends early, or holds nothing)."""
     resampler = AudioResampler(format="flt", layout="mono", rate=RATE)
     chunks = []
+    name = source.name if isinstance(source, Path) else "stream"
     try:
-        with av.open(str(path), mode="r") as container:
+        with av.open(str(source) if isinstance(source, Path) else source, mode="r") as container:
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
     except (av.FFmpegError, EOFError) as exc:
-        log.warning("recording part read in part", path=path.name, error=str(exc))
+        log.warning("recording part read in part", path=name, error=str(exc))
     for out in resampler.resample(None):
         chunks.append(out.to_ndarray().reshape(-1))
     if not chunks:
@@ -48,7 +50,7 @@ def mix(tracks: Sequence[Track], progress: Callable[[float], None]) -> np.ndarra
     """The tracks summed at their offsets (clipped to [-1, 1])."""
     decoded = []
     for i, track in enumerate(tracks):
-        decoded.append((round(track.offset * RATE), _decode(track.path)))
+        decoded.append((round(track.offset * RATE), decode(track.path)))
         progress((i + 1) / len(tracks))
     length = max((start + len(samples) for start, samples in decoded), default=0)
     out = np.zeros(length, dtype=np.float32)

@@ -313,15 +313,9 @@ async def test_links_are_refused_when_tampered_expired_or_moved(make_client: Mak
 
 @pytest.mark.timeout(90)
 async def test_reports_go_to_s3_and_download_through_presigned_urls(
-    make_client: MakeClient, seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch
+    make_client: MakeClient, seaweed_env: SeaweedS3
 ) -> None:
-    for name, value in {
-        "AWS_ENDPOINT_URL": seaweed.endpoint_url,
-        "AWS_ACCESS_KEY_ID": seaweed.access_key,
-        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-        "AWS_REGION": seaweed.region,
-    }.items():
-        monkeypatch.setenv(name, value)
+    seaweed = seaweed_env
     bucket = f"reports-{uuid.uuid4().hex[:12]}"
     await S3Store(bucket).ensure_bucket()
     client = await make_client(worker=True, object_store_url=f"s3://{bucket}/pocdojo")

@@ -11,11 +11,11 @@ from fractions import Fraction
 from typing import Any
 
 import aiohttp
-import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from av import AudioFrame
 
+from pocdojo.media import mix
 from tests.yclient import next_event
 
 WS = aiohttp.ClientWebSocketResponse
@@ -62,17 +62,7 @@ class Tone(MediaStreamTrack):
 
 def decode(data: bytes) -> tuple[np.ndarray[Any, Any], int]:
     """The audio of an encoded file as mono float samples, and its sample rate."""
-    chunks = []
-    rate = RATE
-    with av.open(io.BytesIO(data), mode="r") as container:
-        for frame in container.decode(audio=0):
-            rate = frame.sample_rate
-            samples = frame.to_ndarray().astype(np.float64)
-            if frame.format.is_planar:
-                chunks.append(samples.mean(axis=0))
-            else:
-                chunks.append(samples.reshape(-1, len(frame.layout.channels)).mean(axis=1))
-    return np.concatenate(chunks), rate
+    return mix.decode(io.BytesIO(data)), mix.RATE
 
 
 def peaks(samples: np.ndarray[Any, Any], rate: int, near: list[float]) -> list[float]:

@@ -7,7 +7,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -122,18 +121,10 @@ def test_the_sources_never_parse_html() -> None:
 
 async def test_with_s3_the_page_allows_media_and_images_from_its_links(
     make_client: Callable[..., Awaitable[TestClient[Any, Any]]],
-    seaweed: SeaweedS3,
-    monkeypatch: pytest.MonkeyPatch,
+    seaweed_env: SeaweedS3,
 ) -> None:
     """Recordings and thumbnails play from S3's signed links: the policy names its origin
     for images and media, and for nothing else."""
-    for name, value in {
-        "AWS_ENDPOINT_URL": seaweed.endpoint_url,
-        "AWS_ACCESS_KEY_ID": seaweed.access_key,
-        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
-        "AWS_REGION": seaweed.region,
-    }.items():
-        monkeypatch.setenv(name, value)
     client = await make_client(object_store_url="s3://page-policy/pocdojo")
     resp = await client.get("/")
     policy = dict(
@@ -141,6 +132,6 @@ async def test_with_s3_the_page_allows_media_and_images_from_its_links(
         for part in resp.headers["Content-Security-Policy"].split(";")
         if " " in part.strip()
     )
-    assert policy["media-src"] == f"'self' blob: {seaweed.endpoint_url}"
-    assert policy["img-src"] == f"'self' blob: data: {seaweed.endpoint_url}"
-    assert seaweed.endpoint_url not in policy["script-src"] + policy["connect-src"]
+    assert policy["media-src"] == f"'self' blob: {seaweed_env.endpoint_url}"
+    assert policy["img-src"] == f"'self' blob: data: {seaweed_env.endpoint_url}"
+    assert seaweed_env.endpoint_url not in policy["script-src"] + policy["connect-src"]

@@ -283,11 +283,7 @@ def test_the_host_records_and_the_recording_becomes_ready(site: Site, shots: Pat
     expect(in_call(guest_page, host["username"])).to_be_visible()
     screenshot(guest_page, shots, "dojo-voice")
 
-    guest_page.locator(".cm-content").click()
-    guest_page.keyboard.press("Control+End")
-    guest_page.keyboard.type("# first\n", delay=120)
-    guest_page.keyboard.type("# second\n", delay=120)
-    wait_until(host_page, lambda: "# second" in editor_text(host_page), "the typing to arrive")
+    _type_two_lines(guest_page, host_page, delay=120)
 
     host_page.get_by_role("button", name="Stop recording").click()
     for page in (host_page, guest_page):
@@ -340,11 +336,7 @@ def test_the_player_shows_the_code_of_the_chosen_second(site: Site, shots: Path)
         lambda: str(stats(host_page)),
         seconds=20,
     )
-    guest_page.locator(".cm-content").click()
-    guest_page.keyboard.press("Control+End")
-    guest_page.keyboard.type("# first\n", delay=150)
-    guest_page.keyboard.type("# second\n", delay=150)
-    wait_until(host_page, lambda: "# second" in editor_text(host_page), "the typing to arrive")
+    _type_two_lines(guest_page, host_page, delay=150)
     host_page.get_by_role("button", name="Stop recording").click()
     expect(host_page.locator(".recording-indicator")).to_have_text("Not recording.")
     [listed] = site.rest(
@@ -419,3 +411,13 @@ def test_the_player_shows_the_code_of_the_chosen_second(site: Site, shots: Path)
     )
     playing_at = audio.evaluate("(a) => a.currentTime")
     assert playing_at >= chosen - 0.5, playing_at
+
+
+def _type_two_lines(typist: Page, other: Page, *, delay: int) -> None:
+    """``# first`` then ``# second`` typed at the end of the code, until the other page has
+    them."""
+    typist.locator(".cm-content").click()
+    typist.keyboard.press("Control+End")
+    typist.keyboard.type("# first\n", delay=delay)
+    typist.keyboard.type("# second\n", delay=delay)
+    wait_until(other, lambda: "# second" in editor_text(other), "the typing to arrive")

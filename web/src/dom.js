@@ -120,3 +120,23 @@ export function showError(box, error) {
   const lines = details.map((d) => (d && d.field ? `${d.field}: ${d.message}` : d && d.message)).filter(Boolean)
   box.textContent = [error.message || String(error), ...lines].join(' · ')
 }
+
+/**
+ * A screen's refresh: `load()` draws and answers whether something is still under way; while
+ * it is, and until the screen is left, it runs again every `ms`. Call the result to refresh
+ * now (a refresh waiting is replaced).
+ */
+export function poller(onLeave, ms, load) {
+  let timer = null
+  let stopped = false
+  onLeave(() => {
+    stopped = true
+    clearTimeout(timer)
+  })
+  const refresh = async () => {
+    const busy = await load()
+    clearTimeout(timer)
+    if (busy && !stopped) timer = setTimeout(() => refresh().catch(() => {}), ms)
+  }
+  return refresh
+}

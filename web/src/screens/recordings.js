@@ -2,7 +2,7 @@
 // replay page (its player, with the editor, is a separate chunk, loaded on demand). The list
 // is polled while a recording runs or is being mixed.
 import { api } from '../api.js'
-import { h, replace, when } from '../dom.js'
+import { h, poller, replace, when } from '../dom.js'
 
 const POLL_MS = 1500
 const STATUS = { recording: 'Recording', processing: 'Being mixed', ready: 'Ready', failed: 'Failed' }
@@ -30,19 +30,11 @@ export async function recordingsScreen({ params, onLeave }) {
   const { sessionId } = params
   const session = await api('GET', `/v1/dojos/sessions/${sessionId}`)
   const list = h('ul', { class: 'cards recording-list', 'aria-label': 'Recordings' })
-  let timer = null
-  let stopped = false
-  onLeave(() => {
-    stopped = true
-    clearTimeout(timer)
-  })
-  async function refresh() {
+  const refresh = poller(onLeave, POLL_MS, async () => {
     const answer = await api('GET', `/v1/dojos/sessions/${sessionId}/recordings`)
     replace(list, answer.recordings.length ? answer.recordings.map((r) => recordingRow(sessionId, r)) : h('li', null, 'No recordings yet. The host records from the dojo room.'))
-    const busy = answer.recordings.some((r) => r.status === 'recording' || r.status === 'processing')
-    clearTimeout(timer)
-    if (busy && !stopped) timer = setTimeout(() => refresh().catch(() => {}), POLL_MS)
-  }
+    return answer.recordings.some((r) => r.status === 'recording' || r.status === 'processing')
+  })
   await refresh()
   return h('section', null, h('h1', null, `Recordings of ${session.title}`), h('p', null, h('a', { href: `/dojos/${sessionId}` }, 'Back to the dojo')), list)
 }

@@ -1,7 +1,7 @@
 // Reports (request, progress, download) and the yearly video (request, progress, preview,
 // download). Jobs are polled until they finish.
 import { api, me, query as qs } from '../api.js'
-import { errorBox, field, h, onSubmit, replace, select, when } from '../dom.js'
+import { errorBox, field, h, onSubmit, poller, replace, select, when } from '../dom.js'
 import { languageList } from './pocs.js'
 
 const POLL_MS = 1000
@@ -53,21 +53,12 @@ export async function reportsScreen({ onLeave }) {
   const yearStart = `${today.slice(0, 4)}-01-01`
   const reports = h('ul', { class: 'cards', 'aria-label': 'Reports' })
   const videos = h('ul', { class: 'cards', 'aria-label': 'Videos' })
-  let timer = null
-  let stopped = false
-  onLeave(() => {
-    stopped = true
-    clearTimeout(timer)
-  })
-
-  async function refresh() {
+  const refresh = poller(onLeave, POLL_MS, async () => {
     const [r, v] = await Promise.all([api('GET', `/v1/reports${qs({ limit: 10 })}`), api('GET', `/v1/videos${qs({ limit: 10 })}`)])
     replace(reports, r.reports.length ? r.reports.map(reportRow) : h('li', null, 'No reports yet.'))
     replace(videos, v.videos.length ? v.videos.map(videoRow) : h('li', null, 'No videos yet.'))
-    const busy = [...r.reports, ...v.videos].some((job) => job.status === 'queued' || job.status === 'processing')
-    clearTimeout(timer)
-    if (busy && !stopped) timer = setTimeout(() => refresh().catch(() => {}), POLL_MS)
-  }
+    return [...r.reports, ...v.videos].some((job) => job.status === 'queued' || job.status === 'processing')
+  })
 
   const reportError = errorBox()
   const reportForm = h(
