@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 from uuid import UUID
 
 import structlog
 from aiohttp import web
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
 
 import pocdojo
 from pocdojo.core import appkeys
@@ -24,6 +25,7 @@ from pocdojo.core.middleware import pipeline
 from pocdojo.core.objectstore import open_store
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.ratelimit import RateLimiter
+from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis
 from pocdojo.core.search import opensearch, outbox
 from pocdojo.core.search.postgres import PostgresSearch
 from pocdojo.core.security import AccessTokens, ParticipantTokens, Passwords
@@ -80,29 +82,29 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client = ArqRedis.from_url(
-        app[appkeys.settings_key].require_redis_url(),
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        health_check_interval=30,
-    )
+    settings = app[appkeys.settings_key]
+    options: dict[str, Any] = {
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
+        "health_check_interval": 30,
+    }
+    client: AnyRedis
+    if settings.redis_cluster:
+        client = RedisCluster.from_url(settings.require_redis_url(), **options)
+    else:
+        client = ArqRedis.from_url(settings.require_redis_url(), **options)
     try:
         await client.ping()
-    except (RedisError, OSError) as exc:
+    except REDIS_DOWN as exc:
         # Serve anyway: rate limits fail open and /readyz reports the outage.
         log.warning("redis unreachable at startup", error=str(exc))
     app[appkeys.redis_key] = client
     app[appkeys.limiter_key] = RateLimiter(client)
-    app[appkeys.poc_cache_key] = PocCache(client, ttl=app[appkeys.settings_key].poc_cache_ttl)
-    settings = app[appkeys.settings_key]
-    jobs = client
-    if settings.job_redis_url is not None:  # the queue on a Redis of its own
-        jobs = ArqRedis.from_url(
-            settings.require_job_redis_url(),
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            health_check_interval=30,
-        )
+    app[appkeys.poc_cache_key] = PocCache(client, ttl=settings.poc_cache_ttl)
+    if isinstance(client, ArqRedis) and settings.job_redis_url is None:
+        jobs = client
+    else:  # the queue on a Redis of its own (always beside a cluster)
+        jobs = ArqRedis.from_url(settings.require_job_redis_url(), **options)
     app[appkeys.job_queue_key] = JobQueue(jobs, settings.job_queue)
     yield
     await client.aclose()

@@ -27,6 +27,7 @@ from pocdojo.core.s3server import SeaweedS3, find_weed, seaweed_s3
 from pocdojo.core.settings import Settings
 from pocdojo.server import AppRunner
 from tests.helpers import Account, signup
+from tests.valkey_cluster import ValkeyCluster, valkey_cluster
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
@@ -120,6 +121,40 @@ async def client(
 async def admin(client: TestClient[Any, Any]) -> Account:
     """The admin of a fresh tenant, logged in."""
     return await signup(client)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyCluster]:
+    """A Valkey cluster (three primaries, each with a replica) for the whole session, started on
+    first use. Tests that kill one of its nodes start a cluster of their own."""
+    with valkey_cluster(tmp_path_factory.mktemp("valkey-cluster")) as started:
+        yield started
+
+
+@pytest.fixture
+def on_cluster(engines: Engines) -> Callable[[ValkeyCluster], dict[str, Any]]:
+    """The settings overrides that put a node on ``cluster``, with the job queue on the
+    session's plain Redis."""
+
+    def overrides(cluster: ValkeyCluster) -> dict[str, Any]:
+        return {
+            "redis_url": SecretStr(cluster.url),
+            "redis_cluster": True,
+            "job_redis_url": SecretStr(engines.redis_url),
+        }
+
+    return overrides
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def redis_mode(
+    request: pytest.FixtureRequest, on_cluster: Callable[[ValkeyCluster], dict[str, Any]]
+) -> dict[str, Any]:
+    """Settings overrides for each kind of Redis: none for one Redis, or those that put the
+    node on the session's Valkey cluster."""
+    if request.param == "redis":
+        return {}
+    return on_cluster(request.getfixturevalue("redis_cluster"))
 
 
 @pytest.fixture(scope="session")

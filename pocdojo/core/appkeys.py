@@ -6,7 +6,6 @@ import asyncio
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
 
 from pocdojo.core.cache import PocCache
 from pocdojo.core.jobqueue import JobQueue
@@ -14,6 +13,7 @@ from pocdojo.core.metrics import HttpMetrics
 from pocdojo.core.objectstore import ObjectStore
 from pocdojo.core.ports import LiveRooms
 from pocdojo.core.ratelimit import RateLimiter
+from pocdojo.core.redisclient import AnyRedis
 from pocdojo.core.search import SearchEngine
 from pocdojo.core.security import AccessTokens, ParticipantTokens, Passwords
 from pocdojo.core.settings import Settings
@@ -22,7 +22,7 @@ settings_key = web.AppKey("settings", Settings)
 # Set when the node starts stopping: /readyz answers 503 and new sockets are refused.
 draining_key = web.AppKey("draining", asyncio.Event)
 db_pool_key = web.AppKey("db_pool", asyncpg.Pool)
-redis_key = web.AppKey("redis", Redis)
+redis_key: web.AppKey[AnyRedis] = web.AppKey("redis")
 passwords_key = web.AppKey("passwords", Passwords)
 tokens_key = web.AppKey("tokens", AccessTokens)
 limiter_key = web.AppKey("limiter", RateLimiter)

@@ -4,6 +4,9 @@ A POC read then costs one Redis round trip instead of a row update. Every failur
 degrades to the database: the cache answers "miss" and the view is counted with an UPDATE.
 Views buffered in Redis since the last flush (at most ``flush_interval`` seconds' worth) are
 the only thing a Redis crash can lose.
+
+On a Redis Cluster a POC's entry and its generation share a hash slot, and so do the view
+buffer and the batches it is renamed to.
 """
 
 from __future__ import annotations
@@ -17,20 +20,13 @@ from typing import Any, cast
 from uuid import UUID
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from pocdojo.core.db import pocs as pocs_db
 from pocdojo.core.db import tenant_tx
+from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis, is_cluster, register_script, slot_tag
 
 log = structlog.get_logger(__name__)
-
-_PENDING = "pocviews:pending"
-
-
-def _key(tenant_id: UUID, poc_id: UUID) -> str:
-    return f"poc:{tenant_id}:{poc_id}"
-
 
 _FIELDS = tuple(f.name for f in fields(pocs_db.Poc))
 
@@ -66,18 +62,26 @@ _GENERATION_TTL = 3600
 class PocCache:
     """The POC row as last read from the database, per tenant, with a TTL."""
 
-    def __init__(self, redis: Redis, ttl: int = 300) -> None:
+    def __init__(self, redis: AnyRedis, ttl: int = 300) -> None:
         self._redis = redis
         self._ttl = ttl
-        self._put_if_current = redis.register_script(_PUT_IF_CURRENT)
+        self._put_if_current = register_script(redis, _PUT_IF_CURRENT)
+        self._views = slot_tag(redis, "pocviews")
+        self._pending = f"{self._views}:pending"
+        # One MULTI per invalidation on one Redis; a cluster has no MULTI across slots, and the
+        # generation is raised before the entry goes, so no reader puts the old row back.
+        self._atomic = not is_cluster(redis)
+
+    def _key(self, tenant_id: UUID, poc_id: UUID) -> str:
+        return f"poc:{slot_tag(self._redis, f'{tenant_id}:{poc_id}')}"
 
     async def get(self, tenant_id: UUID, poc_id: UUID) -> tuple[pocs_db.Poc | None, str | None]:
         """The cached POC (None on a miss or when Redis is down) and the generation to pass
         to ``put`` after reading the database (None when Redis is down)."""
-        key = _key(tenant_id, poc_id)
+        key = self._key(tenant_id, poc_id)
         try:
             raw, generation = await self._redis.mget(key, f"{key}:gen")
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             log.warning("poc cache unavailable", error=str(exc))
             return None, None
         token = generation.decode() if generation else ""
@@ -87,35 +91,35 @@ class PocCache:
         """Cache a POC read from the database, unless it changed since ``get``."""
         if generation is None:
             return
-        key = _key(poc.tenant_id, poc.id)
+        key = self._key(poc.tenant_id, poc.id)
         try:
             await self._put_if_current(
                 keys=[key, f"{key}:gen"], args=[_encode(poc), generation, self._ttl]
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             log.warning("poc cache unavailable", error=str(exc))
 
     async def invalidate(self, tenant_id: UUID, *poc_ids: UUID) -> None:
         """Forget POCs after they changed, in one round trip. A failure is logged; the TTL
         bounds staleness."""
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with self._redis.pipeline(transaction=self._atomic) as pipe:
                 for poc_id in poc_ids:
-                    key = _key(tenant_id, poc_id)
+                    key = self._key(tenant_id, poc_id)
                     pipe.incr(f"{key}:gen")
                     pipe.expire(f"{key}:gen", _GENERATION_TTL)
                     pipe.delete(key)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             log.warning("poc cache invalidation failed", error=str(exc))
 
     async def count_view(self, tenant_id: UUID, poc_id: UUID) -> int | None:
         """Buffer one view; returns the views buffered for this POC, or None if Redis is down."""
         try:
             pending = await cast(
-                Awaitable[int], self._redis.hincrby(_PENDING, f"{tenant_id}:{poc_id}", 1)
+                Awaitable[int], self._redis.hincrby(self._pending, f"{tenant_id}:{poc_id}", 1)
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             log.warning("view buffer unavailable", error=str(exc))
             return None
         return pending
@@ -126,15 +130,15 @@ class PocCache:
         The buffer is renamed atomically first, so views counted meanwhile go to a new buffer.
         If the database write fails the counts are put back.
         """
-        batch = f"pocviews:flushing:{uuid.uuid4().hex}"
+        batch = f"{self._views}:flushing:{uuid.uuid4().hex}"
         try:
-            await self._redis.rename(_PENDING, batch)
+            await self._redis.rename(self._pending, batch)
         except RedisError as exc:
             if "no such key" in str(exc).lower():
                 return 0
             log.warning("view flush skipped", error=str(exc))
             return 0
-        except OSError as exc:
+        except (RedisClusterException, OSError) as exc:
             log.warning("view flush skipped", error=str(exc))
             return 0
         raw = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(batch))
@@ -156,7 +160,7 @@ class PocCache:
             leftover = await cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(batch))
             for field, count in leftover.items():
                 await cast(
-                    Awaitable[int], self._redis.hincrby(_PENDING, field.decode(), int(count))
+                    Awaitable[int], self._redis.hincrby(self._pending, field.decode(), int(count))
                 )
             await self._redis.delete(batch)
         return written

@@ -2,17 +2,21 @@
 
 When Redis cannot be reached the limiter lets the request through and logs it: losing rate
 limiting for a while is better than refusing every login.
+
+On a Redis Cluster the counters of one reservation may live on different shards, so no script
+can take them all at once: each is checked and counted atomically, one after another, and a
+full one gives back those already taken. Attempts sent at once still cannot all pass.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from pocdojo.core.errors import RateLimited
+from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis, is_cluster, register_script
 
 log = structlog.get_logger(__name__)
 
@@ -58,11 +62,12 @@ return 0
 class RateLimiter:
     """Counts events per key within a window of seconds."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: AnyRedis) -> None:
         self._redis = redis
-        self._hit_script = redis.register_script(_HIT)
-        self._reserve_script = redis.register_script(_RESERVE)
-        self._release_script = redis.register_script(_RELEASE)
+        self._one_slot = not is_cluster(redis)  # may a script touch any keys together?
+        self._hit_script = register_script(redis, _HIT)
+        self._reserve_script = register_script(redis, _RESERVE)
+        self._release_script = register_script(redis, _RELEASE)
 
     async def consume(self, key: str, *, limit: int, window: int, what: str) -> None:
         """Count one event and refuse it if it is over ``limit`` in the window.
@@ -84,7 +89,7 @@ class RateLimiter:
         if count > limit:
             try:
                 await self._redis.decrby(_PREFIX + key, cost)
-            except (RedisError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 log.warning("rate limiter unavailable", error=str(exc))
             raise RateLimited(f"too many {what}; try again later", retry_after=ttl)
 
@@ -99,7 +104,7 @@ class RateLimiter:
                 pipe.get(_PREFIX + key)
                 pipe.ttl(_PREFIX + key)
                 raw, ttl = await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             log.warning("rate limiter unavailable", error=str(exc))
             return
         if raw is not None and int(raw) >= limit:
@@ -121,8 +126,11 @@ class RateLimiter:
         """
         keys = [_PREFIX + key for key in limits]
         try:
-            full = await self._reserve_script(keys=keys, args=[window, *limits.values()])
-        except (RedisError, OSError) as exc:
+            if self._one_slot:
+                full = await self._reserve_script(keys=keys, args=[window, *limits.values()])
+            else:
+                full = await self._reserve_in_turn(keys, window, list(limits.values()))
+        except REDIS_DOWN as exc:
             log.warning("rate limiter unavailable", error=str(exc))
             return
         if int(full):
@@ -134,23 +142,46 @@ class RateLimiter:
         One round trip for both, as settling a reservation is on the path of every success.
         """
         try:
-            await self._release_script(
-                keys=[_PREFIX + key for key in (*keys, *forget)], args=[len(keys)]
-            )
-        except (RedisError, OSError) as exc:
+            if self._one_slot:
+                await self._release_script(
+                    keys=[_PREFIX + key for key in (*keys, *forget)], args=[len(keys)]
+                )
+            else:
+                await self._release_each(
+                    [_PREFIX + key for key in keys], [_PREFIX + key for key in forget]
+                )
+        except REDIS_DOWN as exc:
             log.warning("rate limiter unavailable", error=str(exc))
+
+    async def _reserve_in_turn(self, keys: list[str], window: int, limits: list[int]) -> int:
+        """``_RESERVE`` a key at a time (keys on several shards); the TTL of a full key, or 0."""
+        taken: list[str] = []
+        for key, limit in zip(keys, limits, strict=True):
+            full = int(await self._reserve_script(keys=[key], args=[window, limit]))
+            if full:
+                await self._release_each(taken, [])
+                return full
+            taken.append(key)
+        return 0
+
+    async def _release_each(self, keys: list[str], forget: list[str]) -> None:
+        """``_RELEASE`` a key at a time, all at once (keys on several shards)."""
+        await asyncio.gather(
+            *(self._release_script(keys=[key], args=[1]) for key in keys),
+            *(self._release_script(keys=[key], args=[0]) for key in forget),
+        )
 
     async def reset(self, key: str) -> None:
         """Forget the events counted under ``key``."""
         try:
             await self._redis.delete(_PREFIX + key)
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             log.warning("rate limiter unavailable", error=str(exc))
 
     async def _hit(self, key: str, window: int, cost: int = 1) -> tuple[int, int]:
         try:
             count, ttl = await self._hit_script(keys=[_PREFIX + key], args=[cost, window])
-        except (RedisError, OSError) as exc:
+        except REDIS_DOWN as exc:
             log.warning("rate limiter unavailable", error=str(exc))
             return 0, 0
         return int(count), max(int(ttl), 1)

@@ -71,11 +71,12 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
-def _free_port_with_grpc_twin(taken: set[int]) -> int:
-    """A free port whose ``+ GRPC_OFFSET`` twin is free too."""
+def free_port_with_twin(offset: int, taken: set[int]) -> int:
+    """A free port, not in ``taken``, whose ``+ offset`` twin is free too (servers that listen
+    on a port and on a second one derived from it)."""
     for _ in range(100):
         (port,) = free_ports(1)
-        twin = port + GRPC_OFFSET
+        twin = port + offset
         if port in taken or twin in taken or twin > 65535:
             continue
         with socket.socket() as sock:
@@ -84,7 +85,7 @@ def _free_port_with_grpc_twin(taken: set[int]) -> int:
             except OSError:
                 continue
         return port
-    raise RuntimeError("no free port pair for the weed admin component")
+    raise RuntimeError(f"no free pair of ports {offset} apart")
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _command(weed: Path, data: Path, config: Path, sockets: Path) -> _Command:
     """The ``weed mini`` command line, with its S3 port and every port it listens on."""
     ports = free_ports(8)
     (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc) = ports
-    admin = _free_port_with_grpc_twin(set(ports))
+    admin = free_port_with_twin(GRPC_OFFSET, set(ports))
     options: dict[str, object] = {
         "dir": data,
         "ip": "127.0.0.1",

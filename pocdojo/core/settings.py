@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # The job queue's Redis, when it is not ``redis_url`` (e.g. a plain Redis beside a bus
     # that grows to several): workers and enqueuing servers must agree on it.
     job_redis_url: SecretStr | None = None
+    # ``redis_url`` names a node of a Redis Cluster: rooms spread over its shards. The job
+    # queue needs one Redis of its own then (``job_redis_url``).
+    redis_cluster: bool = False
     object_store_url: str | None = None
     opensearch_url: str | None = None
 
@@ -148,6 +151,16 @@ class Settings(BaseSettings):
         for url in self.turn_urls:
             if not url.startswith(("turn:", "turns:")):
                 raise ValueError(f"turn_urls: {url!r} is not a turn: or turns: URL")
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_urls(self) -> Self:
+        if self.redis_cluster and self.redis_url is None:
+            raise ValueError("redis_cluster needs redis_url (a node of the cluster)")
+        if self.redis_cluster and self.job_redis_url is None:
+            raise ValueError(
+                "redis_cluster needs job_redis_url: the job queue runs on one Redis, not a cluster"
+            )
         return self
 
     @model_validator(mode="after")

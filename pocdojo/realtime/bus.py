@@ -24,6 +24,15 @@ The same pub/sub connection carries access changes (a logout, a deactivation, a 
 a node that commits one announces whose access changed, and every node re-checks that user's
 sockets (``on_access``). Pub/sub loses what is sent while a node is cut off, so a node that
 subscribes again re-checks every socket it holds.
+
+On a Redis Cluster (``REDIS_CLUSTER``) rooms spread over the shards: a room's stream and its
+doorbell channel share a hash slot (``dojo:{room}:stream``, ``dojo:{room}:bell``), each batch
+is one script call per room, and the doorbell rings on the room's own shard channel
+(``SPUBLISH``). The reader keeps one connection per primary holding rooms it follows,
+subscribed (``SSUBSCRIBE``) to those rooms' channels, and reads each rung room's stream in one
+pipeline. A primary that dies breaks its connection; once its replica serves the slots, every
+room whose primary changed is treated as on a Redis that restarted (its replica may lack the
+last writes it acknowledged): it reloads from PostgreSQL and publishes its whole state.
 """
 
 from __future__ import annotations
@@ -32,14 +41,18 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import structlog
 from pycrdt import merge_updates
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis, register_script
 
 log = structlog.get_logger(__name__)
 
@@ -71,10 +84,10 @@ Handler = Callable[[bytes, bytes, bytes], Awaitable[None]]
 # Appends a batch of entries, one per key (ARGV: node, the usual maxlen, doorbell channel,
 # doorbell message, then kind, tag, data and the entry's maxlen per key), then trims each
 # stream written to by age and sets it to expire when idle (ARGV: the oldest id kept, the idle
-# TTL, after the entries), then rings the doorbell: after the entries, so a reader woken by it
-# finds them. A maxlen below the usual one (a large entry) trims exactly: the approximate
-# trim keeps whole nodes of about a hundred entries. Scripts run whole, so no reader sees
-# half a batch.
+# TTL, after the entries), then rings the doorbell (with the last ARGV, PUBLISH or SPUBLISH):
+# after the entries, so a reader woken by it finds them. A maxlen below the usual one (a large
+# entry) trims exactly: the approximate trim keeps whole nodes of about a hundred entries.
+# Scripts run whole, so no reader sees half a batch.
 _APPEND = """
 local node, usual = ARGV[1], tonumber(ARGV[2])
 local n = #KEYS
@@ -90,7 +103,7 @@ for key in pairs(written) do
     redis.call('XTRIM', key, 'MINID', ARGV[5 + 4 * n])
     redis.call('EXPIRE', key, ARGV[6 + 4 * n])
 end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call(ARGV[7 + 4 * n], ARGV[3], ARGV[4])
 return #KEYS
 """
 
@@ -101,7 +114,22 @@ def entries_kept(size: int) -> int:
 
 
 def stream_key(room: str) -> str:
+    """A room's stream on one Redis."""
     return f"dojo:{room}:stream"
+
+
+def cluster_stream_key(room: str) -> str:
+    """A room's stream on a cluster, in the room's hash slot."""
+    return f"dojo:{{{room}}}:stream"
+
+
+def bell_channel(room: str) -> str:
+    """A room's doorbell on a cluster: a shard channel in the slot of the room's stream."""
+    return f"dojo:{{{room}}}:bell"
+
+
+def _room_of_bell(channel: bytes) -> str:
+    return channel.decode().split("{", 1)[1].rsplit("}", 1)[0]
 
 
 @dataclass
@@ -114,29 +142,50 @@ class _Subscription:
     missed_publish: bool = False
 
 
+class _Bells(Protocol):
+    """What wakes the reader: rooms another node wrote to, and access changes."""
+
+    async def open(self) -> None: ...
+
+    def follow(self, rooms: Collection[str]) -> None:
+        """Ring for these rooms (the ones the node holds) from now on."""
+
+    async def wait(self, within: float) -> tuple[set[str], list[str]]:
+        """Rooms rung and access changes announced, from what arrives ``within`` seconds."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass
 class Bus:
     """The node's connection to every room stream it holds."""
 
-    redis: Redis
+    redis: AnyRedis
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _subs: dict[str, _Subscription] = field(default_factory=dict)
+    _subs_changed: int = 0  # counts subscribes and unsubscribes, for the bells to follow
     _outbox: asyncio.Queue[tuple[str, bytes, bytes, bytes]] = field(default_factory=asyncio.Queue)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     healthy: bool = True
     _stopping: bool = False
+    _publish_failed: bool = False  # the reader then reconnects, and rooms republish
     _append: Any = None
-    _run_id: str | None = None  # the Redis server's run id: it changes when Redis restarts
+    # The run ids of the servers holding the streams: a server that restarted, or a replica
+    # that took over from a primary, has another.
+    _runs: set[str] = field(default_factory=set)
     # Re-checks the sockets of a user (``tenant:user``), or of everyone (``""``).
     on_access: Callable[[str], Awaitable[None]] | None = None
     _access: list[str] = field(default_factory=list)  # announcements read, to handle
 
     def __post_init__(self) -> None:
-        self._append = self.redis.register_script(_APPEND)
+        self._append = register_script(self.redis, _APPEND)
+        self._cluster = isinstance(self.redis, RedisCluster)
+        self._key = cluster_stream_key if self._cluster else stream_key
 
     async def start(self) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            self._run_id = await self._server_run_id()
+        with contextlib.suppress(*REDIS_DOWN):
+            self._runs, _ = await self._servers()
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="bus-reader"),
             asyncio.create_task(self._publish_loop(), name="bus-publisher"),
@@ -158,8 +207,8 @@ class Bus:
         database: ``REPLAY_WINDOW`` seconds before the last entry, and that last entry (up to
         which only document updates and stored-announcements are delivered)."""
         try:
-            entries = await self.redis.xrevrange(stream_key(room), count=1)
-        except (RedisError, OSError) as exc:
+            entries = await self.redis.xrevrange(self._key(room), count=1)
+        except REDIS_DOWN as exc:
             log.warning("bus unavailable; will read the stream from its start", error=str(exc))
             return "0-0", "0-0"
         if not entries:
@@ -179,15 +228,18 @@ class Bus:
         """Deliver the room's stream entries others published, from ``position``."""
         start, replay_until = position
         self._subs[room] = _Subscription(start, replay_until, on_message, on_gap, on_reconnect)
+        self._subs_changed += 1
 
     def unsubscribe(self, room: str) -> None:
-        self._subs.pop(room, None)
+        if self._subs.pop(room, None) is not None:
+            self._subs_changed += 1
 
     async def announce_access(self, who: str) -> None:
         """Tell the other nodes that ``who``'s (``tenant:user``) access changed; a Redis that
-        is down loses it, and the nodes re-check everyone when they reconnect."""
-        with contextlib.suppress(RedisError, OSError):
-            await self.redis.publish(ACCESS, f"{self.node_id}|{who}")
+        is down loses it, and the nodes re-check everyone when they reconnect. (A plain
+        channel: on a cluster it reaches every node's subscribers.)"""
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.redis.execute_command("PUBLISH", ACCESS, f"{self.node_id}|{who}")
 
     def publish(self, room: str, kind: bytes, data: bytes, tag: bytes = b"") -> None:
         """Queue an entry for the room's stream (sent by the publisher task, in order)."""
@@ -217,31 +269,57 @@ class Bus:
             await self._send(batch)
 
     async def _send(self, batch: list[tuple[str, bytes, bytes, bytes]]) -> None:
-        try:
-            entries = _coalesce(batch)
-            rooms = dict.fromkeys(room for room, _, _, _ in entries)
-            args: list[Any] = [
-                self.node_id,
-                STREAM_MAXLEN,
-                DOORBELL,
-                f"{self.node_id}|{','.join(rooms)}",
+        entries = _coalesce(batch)
+        if not self._cluster:
+            rooms = ",".join(dict.fromkeys(room for room, _, _, _ in entries))
+            failures = await _outcomes(
+                [self._append_run(entries, DOORBELL, f"{self.node_id}|{rooms}", "PUBLISH")]
+            )
+            missed = {room for room, _, _, _ in batch} if any(failures) else set()
+        else:
+            # One script call per room (a script writes one slot), all at once.
+            runs: dict[str, list[tuple[str, bytes, bytes, bytes]]] = {}
+            for entry in entries:
+                runs.setdefault(entry[0], []).append(entry)
+            calls = [
+                self._append_run(run, bell_channel(room), self.node_id, "SPUBLISH")
+                for room, run in runs.items()
             ]
-            for _, kind, data, tag in entries:
-                args += (kind, tag, data, entries_kept(len(data)))
-            oldest = int((time.time() - STREAM_MAX_AGE) * 1000)
-            args += (f"{oldest}-0", STREAM_IDLE_TTL)
-            # One command for the whole batch: one reply to parse instead of one per entry.
-            await self._append(keys=[stream_key(room) for room, _, _, _ in entries], args=args)
-        except (RedisError, OSError) as exc:
+            failures = await _outcomes(calls)
+            missed = {room for room, failed in zip(runs, failures, strict=True) if failed}
+        if missed:
             # Others miss these entries; the room republishes its whole state on reconnect.
-            for room, _, _, _ in batch:
+            for room in missed:
                 if room in self._subs:
                     self._subs[room].missed_publish = True
-            log.warning("bus publish failed", error=str(exc), entries=len(batch))
+            self._publish_failed = True
+            log.warning(
+                "bus publish failed",
+                error=next(str(failure) for failure in failures if failure),
+                rooms=len(missed),
+            )
+
+    async def _append_run(
+        self, entries: list[tuple[str, bytes, bytes, bytes]], channel: str, bell: str, ring: str
+    ) -> None:
+        """Append ``entries`` in one script call, then ring ``channel`` with ``bell``."""
+        args: list[Any] = [self.node_id, STREAM_MAXLEN, channel, bell]
+        for _, kind, data, tag in entries:
+            args += (kind, tag, data, entries_kept(len(data)))
+        oldest = int((time.time() - STREAM_MAX_AGE) * 1000)
+        args += (f"{oldest}-0", STREAM_IDLE_TTL, ring)
+        # One command for the whole run: one reply to parse instead of one per entry.
+        await self._append(keys=[self._key(room) for room, _, _, _ in entries], args=args)
+
+    def _open_bells(self) -> _Bells:
+        if isinstance(self.redis, RedisCluster):
+            return _ShardBells(self.redis, self.node_id)
+        return _Doorbell(cast(Redis, self.redis), self.node_id)
 
     async def _read_loop(self) -> None:
         backoff = 0.1
-        pubsub: Any = None
+        bells: _Bells | None = None
+        followed = -1  # the _subs_changed the bells follow
         loop = asyncio.get_running_loop()
         next_sweep = 0.0
         sweep_all = True
@@ -250,13 +328,21 @@ class Bus:
         try:
             while not self._stopping:
                 try:
-                    if pubsub is None:
-                        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                        await pubsub.subscribe(DOORBELL, ACCESS)
+                    if self._publish_failed:
+                        self._publish_failed = False
+                        raise RedisConnectionError("a publish failed")
+                    if bells is None:
+                        bells = self._open_bells()
+                        await bells.open()
+                        followed = -1
                         sweep_all = True  # bells were missed while unsubscribed
                         self._access.append("")  # and access changes: re-check everyone
+                    if followed != self._subs_changed:
+                        followed = self._subs_changed
+                        bells.follow(self._subs.keys())
                     wait = 0.0 if again or sweep_all else max(0.0, next_sweep - loop.time())
-                    rung = await self._bells(pubsub, min(wait, _BLOCK_MS / 1000))
+                    rung, access = await bells.wait(min(wait, _BLOCK_MS / 1000))
+                    self._access += access
                     rooms = (rung | again) & self._subs.keys()
                     if sweep_all:
                         rooms = set(self._subs)
@@ -273,47 +359,31 @@ class Bus:
                     again = set()
                     await self._handle_access()
                     result = await self._read(rooms)
-                except (RedisError, OSError) as exc:
+                except REDIS_DOWN as exc:
                     if self.healthy:
                         log.warning("bus read failed; serving local clients only", error=str(exc))
                     self.healthy = False
-                    await _close_pubsub(pubsub)
-                    pubsub = None
+                    if bells is not None:
+                        await bells.close()
+                    bells = None
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
                 if not self.healthy:
                     try:
                         await self._recover()
-                    except (RedisError, OSError):
+                    except REDIS_DOWN:
                         await asyncio.sleep(backoff)
                         continue
                     self.healthy, backoff = True, 0.1
                     log.info("bus reconnected")
-                for key, entries in result:
-                    room = key.decode().split(":")[1]
+                for room, entries in result:
                     if len(entries) >= _BATCH:
                         again.add(room)
                     await self._deliver(room, entries)
         finally:
-            await _close_pubsub(pubsub)
-
-    async def _bells(self, pubsub: Any, within: float) -> set[str]:
-        """Rooms other nodes wrote to, from the doorbells that arrive ``within`` seconds."""
-        rooms: set[str] = set()
-        message = await pubsub.get_message(timeout=within)
-        for _ in range(1000):
-            if message is None:
-                break
-            node, _, names = message["data"].decode().partition("|")
-            if node == self.node_id:
-                pass
-            elif message["channel"] == ACCESS.encode():
-                self._access.append(names)
-            else:
-                rooms.update(names.split(","))
-            message = await pubsub.get_message(timeout=0)
-        return rooms
+            if bells is not None:
+                await bells.close()
 
     async def _handle_access(self) -> None:
         """Re-check the sockets of each user whose access changed (everyone's at most once)."""
@@ -326,12 +396,23 @@ class Bus:
             except Exception:
                 log.exception("access re-check failed", who=who)
 
-    async def _read(self, rooms: set[str]) -> list[Any]:
+    async def _read(self, rooms: set[str]) -> list[tuple[str, list[Any]]]:
+        """The entries after each room's last id read, as ``(room, entries)``."""
         if not rooms:
             return []
-        streams: dict[Any, Any] = {stream_key(room): self._subs[room].last_id for room in rooms}
-        result = await self.redis.xread(streams, count=_BATCH)
-        return result or []
+        if not self._cluster:
+            streams: dict[Any, Any] = {stream_key(room): self._subs[room].last_id for room in rooms}
+            result = await self.redis.xread(streams, count=_BATCH)
+            return [(key.decode().split(":")[1], entries) for key, entries in result or []]
+        # On a cluster a command reads one slot: one XRANGE past the last id per room, in one
+        # pipeline. (Not XREAD: the cluster client finds its keys by asking a server, the one
+        # it asked first, which may be dead by now.)
+        names = list(rooms)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room in names:
+                pipe.xrange(self._key(room), min=f"({self._subs[room].last_id}", count=_BATCH)
+            results = await pipe.execute()
+        return [(room, found) for room, found in zip(names, results, strict=True) if found]
 
     async def _deliver(self, room: str, entries: list[Any]) -> None:
         sub = self._subs.get(room)
@@ -356,34 +437,57 @@ class Bus:
             return 0
         async with self.redis.pipeline(transaction=False) as pipe:
             for room in rooms:
-                pipe.memory_usage(stream_key(room))
+                pipe.memory_usage(self._key(room))
             sizes = await pipe.execute()
         return sum(size or 0 for size in sizes)
 
-    async def _server_run_id(self) -> str:
-        info = await self.redis.info("server")
-        return str(info.get("run_id", ""))
+    async def _servers(self) -> tuple[set[str], Callable[[str], str]]:
+        """The run ids of the servers holding streams now, and which one holds a room's."""
+        if not isinstance(self.redis, RedisCluster):
+            info = await self.redis.info("server")
+            run_id = str(info.get("run_id", ""))
+            return {run_id}, lambda room: run_id
+        cluster = self.redis
+        # The slot map as it is now: after a failover, the promoted replicas serve the slots.
+        await cluster.nodes_manager.initialize()
+        runs: dict[str, str] = {}
+        for node in cluster.get_primaries():
+            info = await cluster.info("server", target_nodes=node)
+            runs[node.name] = str(info.get("run_id", ""))
+
+        def run_of(room: str) -> str:
+            node = cluster.get_node_from_key(self._key(room))
+            return runs.get(node.name, "") if node is not None else ""
+
+        return set(runs.values()), run_of
 
     async def _recover(self) -> None:
         """After an outage: detect trimmed gaps and let rooms republish what others missed.
 
         A Redis that restarted lost every stream, and with them what other nodes published
-        and we had not read: every room reloads from PostgreSQL and publishes its whole state.
+        and we had not read; a replica that took over a primary's slots may lack its last
+        writes. Every room on such a server reloads from PostgreSQL and publishes its whole
+        state.
         """
-        run_id = await self._server_run_id()
-        restarted, self._run_id = self._run_id is not None and run_id != self._run_id, run_id
-        if restarted:
-            log.warning("redis restarted; rooms reload and republish their state")
-            for room, sub in list(self._subs.items()):
+        runs, run_of = await self._servers()
+        known, self._runs = self._runs, runs
+        lost = {room for room in self._subs if known and run_of(room) not in known}
+        if lost:
+            log.warning(
+                "redis restarted or failed over; its rooms reload and republish their state",
+                rooms=len(lost),
+            )
+        for room, sub in list(self._subs.items()):
+            if room in lost:
                 sub.last_id = sub.replay_until = "0-0"
+                sub.missed_publish = False
                 await _guarded(sub.on_gap, room)
                 await _guarded(sub.on_reconnect, room)
-            return
-        for room, sub in list(self._subs.items()):
+                continue
             try:
-                info = await self.redis.xinfo_stream(stream_key(room))
+                info = await self.redis.xinfo_stream(self._key(room))
                 deleted = info.get("max-deleted-entry-id", b"0-0")
-            except (RedisError, OSError):
+            except REDIS_DOWN:
                 deleted = b"0-0"
             deleted_id = deleted.decode() if isinstance(deleted, bytes) else str(deleted)
             if _later(deleted_id, sub.last_id):
@@ -392,6 +496,188 @@ class Bus:
             if sub.missed_publish:
                 sub.missed_publish = False
                 await _guarded(sub.on_reconnect, room)
+
+
+class _Doorbell:
+    """The bells on one Redis: one channel, each message naming a batch's node and rooms."""
+
+    def __init__(self, redis: Redis, node_id: str) -> None:
+        self._redis, self._node_id = redis, node_id
+        self._pubsub: Any = None
+
+    async def open(self) -> None:
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(DOORBELL, ACCESS)
+
+    def follow(self, rooms: Collection[str]) -> None:
+        """Every room rings on the one channel."""
+
+    async def wait(self, within: float) -> tuple[set[str], list[str]]:
+        rooms: set[str] = set()
+        access: list[str] = []
+        message = await self._pubsub.get_message(timeout=within)
+        for _ in range(1000):
+            if message is None:
+                break
+            node, _, names = message["data"].decode().partition("|")
+            if node == self._node_id:
+                pass
+            elif message["channel"] == ACCESS.encode():
+                access.append(names)
+            else:
+                rooms.update(names.split(","))
+            message = await self._pubsub.get_message(timeout=0)
+        return rooms, access
+
+    async def close(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(*REDIS_DOWN):
+                await self._pubsub.aclose()
+
+
+_Inbox = asyncio.Queue[tuple[str, str] | Exception]
+
+
+class _ShardBells:
+    """The bells on a cluster: each followed room's shard channel, subscribed on a connection
+    to the primary serving its slot (one connection per primary), and the access channel on
+    one of them. A connection that fails, or a slot that moves away, fails ``wait``: the
+    reader opens the bells again on the slot map as it is then."""
+
+    def __init__(self, cluster: RedisCluster, node_id: str) -> None:
+        self._cluster, self._node_id = cluster, node_id
+        self._shards: dict[str, _Shard] = {}  # by the primary's name
+        self._where: dict[str, str] = {}  # room -> the primary it is followed on
+        self._inbox: _Inbox = asyncio.Queue()
+
+    async def open(self) -> None:
+        await self._cluster.nodes_manager.initialize()
+        self._shard(self._cluster.get_primaries()[0]).access = True
+
+    def _shard(self, node: ClusterNode) -> _Shard:
+        if node.name not in self._shards:
+            self._shards[node.name] = _Shard(node, self._node_id, self._inbox)
+        return self._shards[node.name]
+
+    def follow(self, rooms: Collection[str]) -> None:
+        for room in [room for room in self._where if room not in rooms]:
+            self._shards[self._where.pop(room)].leave(bell_channel(room))
+        for room in rooms:
+            if room not in self._where:
+                node = self._cluster.get_node_from_key(bell_channel(room))
+                if node is None:  # a slot no primary serves: the cluster is failing over
+                    raise RedisConnectionError(f"no primary serves {bell_channel(room)}")
+                self._shard(node).join(bell_channel(room))
+                self._where[room] = node.name
+
+    async def wait(self, within: float) -> tuple[set[str], list[str]]:
+        rooms: set[str] = set()
+        access: list[str] = []
+        try:
+            async with asyncio.timeout(within):
+                item = await self._inbox.get()
+        except TimeoutError:
+            return rooms, access
+        while True:
+            if isinstance(item, Exception):
+                raise item
+            kind, name = item
+            if kind == "room":
+                rooms.add(name)
+            else:
+                access.append(name)
+            try:
+                item = self._inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                return rooms, access
+
+    async def close(self) -> None:
+        await asyncio.gather(*(shard.close() for shard in self._shards.values()))
+        self._shards.clear()
+
+
+class _Shard:
+    """A connection to one primary, subscribed to the bells wanted on it (sent between reads,
+    so a room followed now is subscribed within ``_BLOCK_MS``). What arrives goes to the inbox:
+    ``("room", room)`` for a bell another node rang, or for a bell just subscribed (the reader
+    then reads the room once, for what was written before); ``("access", who)``; a failure."""
+
+    def __init__(self, node: ClusterNode, node_id: str, inbox: _Inbox) -> None:
+        self._conn: Connection = node.connection_class(**node.connection_kwargs)
+        self._node_id = node_id
+        self._inbox = inbox
+        self.access = False  # subscribe to the access channel too
+        self._wanted: set[str] = set()
+        self._subscribed: set[str] = set()
+        self._leaving: dict[str, int] = {}  # unsubscribes sent, not yet confirmed
+        self._task = asyncio.create_task(self._run(), name=f"bus-shard-{node.name}")
+
+    def join(self, channel: str) -> None:
+        self._wanted.add(channel)
+
+    def leave(self, channel: str) -> None:
+        self._wanted.discard(channel)
+
+    async def _run(self) -> None:
+        try:
+            await self._conn.connect()  # type: ignore[no-untyped-call]
+            if self.access:
+                await self._conn.send_command("SUBSCRIBE", ACCESS)
+            while True:
+                await self._sync()
+                response = await self._conn.read_response(timeout=_BLOCK_MS / 1000)
+                if response is not None:
+                    self._handle(response)
+        except REDIS_DOWN as exc:
+            self._inbox.put_nowait(exc)
+
+    async def _sync(self) -> None:
+        # One channel per command: the channels of one SSUBSCRIBE must share a slot.
+        joining = self._wanted - self._subscribed
+        leaving = self._subscribed - self._wanted
+        commands = [("SSUBSCRIBE", channel) for channel in joining]
+        commands += [("SUNSUBSCRIBE", channel) for channel in leaving]
+        if not commands:
+            return
+        self._subscribed = (self._subscribed | joining) - leaving
+        for channel in leaving:
+            self._leaving[channel] = self._leaving.get(channel, 0) + 1
+        await self._conn.send_packed_command(self._conn.pack_commands(commands))
+
+    def _handle(self, response: Any) -> None:
+        kind, channel = response[0], response[1]
+        if kind == b"smessage":
+            if response[2].decode() != self._node_id:
+                self._inbox.put_nowait(("room", _room_of_bell(channel)))
+        elif kind == b"message":
+            node, _, who = response[2].decode().partition("|")
+            if node != self._node_id:
+                self._inbox.put_nowait(("access", who))
+        elif kind == b"ssubscribe":
+            self._inbox.put_nowait(("room", _room_of_bell(channel)))
+        elif kind == b"sunsubscribe":
+            name = channel.decode()
+            if self._leaving.get(name):
+                self._leaving[name] -= 1
+            elif name in self._subscribed:
+                # Not asked for: the slot moved to another primary.
+                raise RedisConnectionError(f"{name} moved to another shard")
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, *REDIS_DOWN):
+            await self._task
+        with contextlib.suppress(*REDIS_DOWN):
+            await self._conn.disconnect()
+
+
+async def _outcomes(calls: Sequence[Awaitable[None]]) -> list[Exception | None]:
+    """Await ``calls`` at once: each one's Redis failure, or None (other errors propagate)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, REDIS_DOWN):
+            raise result
+    return [result if isinstance(result, Exception) else None for result in results]
 
 
 def _coalesce(
@@ -458,12 +744,6 @@ async def _guarded(callback: Callable[[], Awaitable[None]], room: str) -> None:
         await callback()
     except Exception:
         log.exception("room recovery failed", room=room)
-
-
-async def _close_pubsub(pubsub: Any) -> None:
-    if pubsub is not None:
-        with contextlib.suppress(RedisError, OSError):
-            await pubsub.aclose()
 
 
 def _later(entry_id: str, than: str) -> bool:

@@ -23,13 +23,12 @@ from uuid import UUID
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from pocdojo.core.db import dojos as dojos_db
 from pocdojo.core.db import recordings as recordings_db
 from pocdojo.core.db import tenant_tx
 from pocdojo.core.periodic import Periodic
+from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis, register_script
 from pocdojo.crdt import document
 from pocdojo.realtime.bus import Bus
 from pocdojo.realtime.peer import REFUSAL_CODES, REFUSALS, CloseCode, role_in_session
@@ -128,7 +127,7 @@ class Rooms:
     def __init__(
         self,
         pool: Any,
-        redis: Redis,
+        redis: AnyRedis,
         bus: Bus,
         settings: RoomSettings,
         metrics: RoomMetrics,
@@ -146,7 +145,7 @@ class Rooms:
         self._online: dict[UUID, set[str]] = {}
         self._presence = Periodic("presence", _ONLINE_TTL / 3, self._refresh_online)
         self._hello = Periodic("room-hello", HELLO_INTERVAL, self._say_hello)
-        self._claim = redis.register_script(_CLAIM)
+        self._claim = register_script(redis, _CLAIM)
         self._unloading: set[asyncio.Task[Any]] = set()
         self._closing: dict[UUID, asyncio.Future[None]] = {}
         self._last_history = time.monotonic()
@@ -609,7 +608,7 @@ class Rooms:
     async def mark_online(self, session_id: UUID, member: str) -> None:
         """Record a socket as present; ``_refresh_online`` keeps it so while it stays."""
         self._online.setdefault(session_id, set()).add(member)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             await self.redis.zadd(f"dojo:{session_id}:online", {member: time.time() + _ONLINE_TTL})
 
     async def claim_socket(self, session_id: UUID, user_id: UUID, peer_id: str, cap: int) -> bool:
@@ -625,7 +624,7 @@ class Rooms:
                 keys=[_sockets_key(session_id, user_id)],
                 args=[now, now + _ONLINE_TTL, cap, peer_id, int(_ONLINE_TTL * 2)],
             )
-        except (RedisError, OSError):
+        except REDIS_DOWN:
             return True
         return bool(claimed)
 
@@ -636,7 +635,7 @@ class Rooms:
             if not members:
                 del self._online[session_id]
         user, _, peer_id = member.partition(":")
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zrem(f"dojo:{session_id}:online", member)
                 pipe.zrem(_sockets_key(session_id, UUID(user)), peer_id)
@@ -646,12 +645,12 @@ class Rooms:
         """One pipelined refresh for every socket of this node (a node that dies stops
         refreshing, and its sockets drop out of "online" within ``_ONLINE_TTL``); and the
         streams' memory, for the metrics."""
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             self.metrics.stream_memory.set(await self.bus.stream_memory())
         if not self._online:
             return
         expires = time.time() + _ONLINE_TTL
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for session_id, members in self._online.items():
                     pipe.zadd(f"dojo:{session_id}:online", dict.fromkeys(members, expires))
@@ -668,11 +667,11 @@ def _sockets_key(session_id: UUID, user_id: UUID) -> str:
     return f"dojo:{session_id}:sockets:{user_id}"
 
 
-async def online_users(redis: Redis, session_id: UUID) -> set[str]:
+async def online_users(redis: AnyRedis, session_id: UUID) -> set[str]:
     """User ids with a live socket on any node (members are ``user:socket``)."""
     try:
         members = await redis.zrangebyscore(f"dojo:{session_id}:online", time.time(), "+inf")
-    except (RedisError, OSError):
+    except REDIS_DOWN:
         return set()
     return {m.decode().split(":", 1)[0] for m in members}
 

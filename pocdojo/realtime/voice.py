@@ -16,8 +16,8 @@ from typing import Any, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis
 
 _TTL = 24 * 3600  # the hash outlives no session by long
 
@@ -40,10 +40,10 @@ def _key(session_id: UUID) -> str:
     return f"dojo:{session_id}:voice"
 
 
-async def store(redis: Redis, session_id: UUID, user_id: UUID, state: VoiceState) -> None:
+async def store(redis: AnyRedis, session_id: UUID, user_id: UUID, state: VoiceState) -> None:
     """Keep a user's state (forget it once they leave the call). Redis being down loses
     it for later joiners only; the event still goes out."""
-    with contextlib.suppress(RedisError, OSError):
+    with contextlib.suppress(*REDIS_DOWN):
         if state.in_voice:
             async with redis.pipeline(transaction=False) as pipe:
                 pipe.hset(_key(session_id), str(user_id), state.model_dump_json(by_alias=True))
@@ -53,11 +53,11 @@ async def store(redis: Redis, session_id: UUID, user_id: UUID, state: VoiceState
             await cast(Awaitable[int], redis.hdel(_key(session_id), str(user_id)))
 
 
-async def in_call(redis: Redis, session_id: UUID, online: set[str]) -> list[dict[str, Any]]:
+async def in_call(redis: AnyRedis, session_id: UUID, online: set[str]) -> list[dict[str, Any]]:
     """The ``voice`` events of those in the call now, of users still online."""
     try:
         found = await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(_key(session_id)))
-    except (RedisError, OSError):
+    except REDIS_DOWN:
         return []
     states = []
     for user, raw in sorted(found.items()):

@@ -8,10 +8,10 @@ from typing import Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
 
 from pocdojo.core import appkeys
 from pocdojo.core.api import ApiModel, Ctx, Routes
+from pocdojo.core.redisclient import REDIS_DOWN
 
 routes = Routes(tag="ops")
 
@@ -92,7 +92,7 @@ async def metrics(ctx: Ctx) -> web.Response:
     if checks.get("job_redis", checks["redis"]) == "ok":
         try:
             due = await asyncio.wait_for(ctx.app[appkeys.job_queue_key].due(), _PROBE_TIMEOUT)
-        except (RedisError, OSError, TimeoutError):
+        except (*REDIS_DOWN, TimeoutError):
             pass  # the gauge keeps its last value; pocdojo_dependency_up tells the rest
         else:
             exported.queue_depth.set(due)

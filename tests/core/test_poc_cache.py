@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
@@ -29,6 +30,17 @@ from tests.poc_helpers import (
 )
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def make_client(make_client: MakeClient, redis_mode: dict[str, Any]) -> MakeClient:
+    """Every test here on one Redis and on a cluster."""
+
+    async def build(**overrides: Any) -> TestClient[Any, Any]:
+        return await make_client(**{**redis_mode, **overrides})
+
+    return build
+
 
 # Long enough that the application's own flusher never runs during a test.
 NO_BACKGROUND_FLUSH = 3600.0

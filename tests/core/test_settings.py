@@ -99,6 +99,21 @@ def test_inconsistent_pool_bounds_are_refused(monkeypatch: pytest.MonkeyPatch) -
     assert "db_pool_max" in str(info.value).lower()
 
 
+def test_a_redis_cluster_needs_its_url_and_a_job_redis_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_CLUSTER", "true")
+    with pytest.raises(ConfigError, match="redis_url"):
+        Settings.load()
+    monkeypatch.setenv("REDIS_URL", "redis://shard-1:6379/0")
+    with pytest.raises(ConfigError, match="job_redis_url"):
+        Settings.load()
+    monkeypatch.setenv("JOB_REDIS_URL", "redis://jobs:6379/0")
+    settings = Settings.load()
+    assert settings.redis_cluster
+    assert settings.require_job_redis_url() == "redis://jobs:6379/0"
+
+
 def test_external_database_needs_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://owner@db.internal/pocdojo")
     settings = Settings.load()

@@ -1,76 +1,232 @@
-"""What the bus's cluster mode will rest on, checked against a real Valkey cluster with the
-client the server uses (redis-py's asyncio ``RedisCluster``): a room's hash-tagged keys and
-shard channel live in one slot, a script may write them together, sharded pub/sub carries a
-doorbell to a reader subscribed on the slot's primary, and after a primary is killed its
-replica serves the room's stream, entries included."""
+"""Rooms on a Redis Cluster (a real Valkey cluster: three primaries, each with a replica).
+
+Each room's stream and doorbell live in its own hash slot, so rooms spread over the shards;
+stock y-websocket clients on two nodes edit rooms on every shard, chat and access changes
+cross nodes, and a primary killed mid-edit (its replica promoted) loses no edit: every client
+converges, and PostgreSQL holds every marker, mid-run and after the rooms unload and load again.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
+import aiohttp
+import asyncpg
 import pytest
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from aiohttp.test_utils import TestClient
 
+from pocdojo.crdt import document
+from pocdojo.realtime.bus import cluster_stream_key
+from pocdojo.realtime.peer import CloseCode
+from pocdojo.realtime.rooms import Rooms
+from pocdojo.realtime.sockets import rooms_key
+from tests.conftest import Engines
+from tests.dojo_helpers import Dojo, create_dojo, join, on_node
+from tests.helpers import Account, register, signup, wait_until
+from tests.realtime.jsclient import JsClient, JsFactory, eventually, server_url_of
 from tests.valkey_cluster import ValkeyCluster, valkey_cluster
+from tests.yclient import next_event
 
-pytestmark = pytest.mark.timeout(90)
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
+OnCluster = Callable[[ValkeyCluster], dict[str, Any]]
 
-STREAM, BELL = "dojo:{room-1}:stream", "dojo:{room-1}:bell"
-_APPEND = """
-redis.call('XADD', KEYS[1], '*', 'd', ARGV[1])
-return redis.call('SPUBLISH', KEYS[2], ARGV[1])
-"""
+pytestmark = pytest.mark.timeout(180)
+
+
+def _rooms(client: Client) -> Rooms:
+    assert client.app is not None
+    rooms: Rooms = client.app[rooms_key]
+    return rooms
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ValkeyCluster]:
+async def owner_pool(engines: Engines) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(engines.database_url, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+async def _stored(pool: asyncpg.Pool, tenant_id: str, dojo: Dojo) -> str:
+    """The document as PostgreSQL holds it now."""
+    stored = await document.load(pool, UUID(tenant_id), UUID(dojo.session_id))
+    return stored.code()
+
+
+@dataclass
+class Nodes:
+    """Two nodes on one cluster, and a host and a guest of one tenant."""
+
+    one: Client
+    two: Client
+    host: Account
+    guest: Account
+
+
+async def _nodes(make_client: MakeClient, settings: dict[str, Any]) -> Nodes:
+    one = await make_client(**settings)
+    two = await make_client(**settings)
+    host = await signup(one)
+    return Nodes(one, two, host, await register(one, host))
+
+
+@pytest.fixture
+async def nodes(
+    make_client: MakeClient, on_cluster: OnCluster, redis_cluster: ValkeyCluster
+) -> Nodes:
+    """Two nodes on the session's cluster."""
+    return await _nodes(make_client, on_cluster(redis_cluster))
+
+
+async def test_rooms_spread_over_the_shards_and_each_is_shared_by_two_nodes(
+    nodes: Nodes, redis_cluster: ValkeyCluster, node: JsFactory
+) -> None:
+    one, two, host, guest = nodes.one, nodes.two, nodes.host, nodes.guest
+    # Dojos until there is one on each of the three primaries.
+    dojos: dict[int, Dojo] = {}
+    for _ in range(60):
+        dojo = await create_dojo(one, host, initialCode="")
+        dojos.setdefault(redis_cluster.primary_of(cluster_stream_key(dojo.session_id)), dojo)
+        if len(dojos) == 3:
+            break
+    assert len(dojos) == 3, "sixty dojos all landed on fewer than three shards"
+
+    pairs: list[tuple[JsClient, JsClient]] = []
+    for i, dojo in enumerate(dojos.values()):
+        token = await join(one, dojo, guest)
+        on_one = await node(f"one{i}", dojo, dojo.host_token, server_url=server_url_of(dojo))
+        on_two = await node(f"two{i}", dojo, token, server_url=on_node(two, server_url_of(dojo)))
+        pairs.append((on_one, on_two))
+    for i, (on_one, on_two) in enumerate(pairs):
+        await eventually(
+            lambda a=on_one, b=on_two: a.synced and b.synced,  # type: ignore[misc]
+            f"sync {i}",
+        )
+        await on_one.request("insert", index=0, text=f"<one:{i}>")
+        await on_two.request("insert", index=0, text=f"<two:{i}>")
+    for i, (on_one, on_two) in enumerate(pairs):
+        for js in (on_one, on_two):
+            await eventually(
+                lambda js=js, i=i: f"<one:{i}>" in js.text and f"<two:{i}>" in js.text,  # type: ignore[misc]
+                f"{js.name} has both nodes' edits",
+                report=js.report,
+            )
+        assert on_one.text == on_two.text
+
+    # Each room's stream is on the shard its slot names, holding the edits of both nodes.
+    for primary, dojo in dojos.items():
+        key = cluster_stream_key(dojo.session_id)
+        assert int(redis_cluster.call(primary, "xlen", key).strip()) >= 2
+
+    # Chat crosses nodes too.
+    dojo = next(iter(dojos.values()))
+    async with aiohttp.ClientSession() as http:
+        ev_one = await http.ws_connect(dojo.events(dojo.host_token))
+        ev_two = await http.ws_connect(on_node(two, dojo.events(await join(one, dojo, guest))))
+        await next_event(ev_one, "welcome")
+        await next_event(ev_two, "welcome")
+        await ev_one.send_str(json.dumps({"type": "chat", "text": "hello, other shard"}))
+        assert (await next_event(ev_two, "chat"))["text"] == "hello, other shard"
+        await ev_one.close()
+        await ev_two.close()
+    assert _rooms(one).bus.healthy
+    assert _rooms(two).bus.healthy
+
+
+async def test_a_deactivation_on_one_node_closes_the_stock_client_on_another(
+    nodes: Nodes, node: JsFactory
+) -> None:
+    """Access changes ride a plain channel, which a cluster carries to every node."""
+    one, two, admin, guest = nodes.one, nodes.two, nodes.host, nodes.guest
+    dojo = await create_dojo(one, admin, initialCode="start\n")
+    token = await join(one, dojo, guest)
+    js = await node("guest", dojo, token, server_url=on_node(two, server_url_of(dojo)))
+    await eventually(lambda: js.synced and js.text == "start\n", "the guest's sync")
+
+    resp = await one.patch(
+        f"/v1/users/{guest.user_id}", headers=admin.auth, json={"isActive": False}
+    )
+    assert resp.status == 200, await resp.text()
+    await eventually(lambda: js.terminal is not None, "a final close", within=2.0)
+    assert js.terminal is not None
+    assert js.terminal["code"] == CloseCode.FORBIDDEN, js.report()
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[ValkeyCluster]:
+    """A cluster of this test's own, as the test kills one of its nodes."""
     with valkey_cluster(tmp_path / "cluster") as started:
         yield started
 
 
-async def test_a_rooms_stream_and_doorbell_work_on_a_cluster_and_survive_a_failover(
-    cluster: ValkeyCluster,
-) -> None:
-    client = RedisCluster.from_url(cluster.url)
-    await client.initialize()
-    primary = cluster.primary_of(STREAM)
-    assert cluster.primary_of(BELL) == primary  # one slot: one script may touch both
-    reader = Redis(host="127.0.0.1", port=primary)
-    bells = reader.pubsub()
-    try:
-        await bells.execute_command("SSUBSCRIBE", BELL)
-        assert await bells.parse_response(block=True, timeout=2) == [
-            b"ssubscribe",
-            BELL.encode(),
-            1,
-        ]
-        append = client.register_script(_APPEND)
-        delivered = await append(keys=[STREAM, BELL], args=["first"])
-        assert delivered == 1
-        assert await bells.parse_response(block=True, timeout=2) == [
-            b"smessage",
-            BELL.encode(),
-            b"first",
-        ]
+MARKERS = 40  # per client
+KILL_AT = 12  # the primary dies once each client typed this many
 
-        await asyncio.to_thread(cluster.wait_ok)
-        await asyncio.to_thread(cluster.kill, primary)
-        started = time.monotonic()
-        while True:  # the client finds the promoted replica by itself
-            try:
-                await client.xadd(STREAM, {"d": "after"})
-                break
-            except (RedisError, OSError):
-                assert time.monotonic() - started < 30, "no replica took over"
-                await asyncio.sleep(0.2)
-        assert cluster.primary_of(STREAM) != primary
-        entries = await client.xrange(STREAM)
-        assert [fields[b"d"] for _, fields in entries] == [b"first", b"after"]
-    finally:
-        await reader.aclose()
-        await client.aclose()
+
+async def test_a_primary_killed_mid_edit_loses_no_edit(
+    own_cluster: ValkeyCluster,  # first: it outlives the nodes
+    make_client: MakeClient,
+    on_cluster: OnCluster,
+    node: JsFactory,
+    owner_pool: asyncpg.Pool,
+) -> None:
+    nodes = await _nodes(make_client, {**on_cluster(own_cluster), "dojo_idle_unload": 0.5})
+    one, two, host, guest = nodes.one, nodes.two, nodes.host, nodes.guest
+    dojo = await create_dojo(one, host, initialCode="")
+    token = await join(one, dojo, guest)
+    typists = [
+        await node("one", dojo, dojo.host_token, server_url=server_url_of(dojo)),
+        await node("two", dojo, token, server_url=on_node(two, server_url_of(dojo))),
+    ]
+    for js in typists:
+        await eventually(lambda js=js: js.synced, f"{js.name} synced", report=js.report)  # type: ignore[misc]
+    primary = own_cluster.primary_of(cluster_stream_key(dojo.session_id))
+    await asyncio.to_thread(own_cluster.wait_ok)  # replicas in sync, so one can take over
+
+    async def type_markers(js: JsClient, start: int, stop: int) -> None:
+        for n in range(start, stop):
+            await js.request("insert", index=0, text=f"<{js.name}:{n}>")
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(type_markers(js, 0, KILL_AT) for js in typists))
+    await asyncio.to_thread(own_cluster.kill, primary)
+    # Typing goes on while the replica is promoted (about two seconds) and after.
+    await asyncio.gather(*(type_markers(js, KILL_AT, MARKERS) for js in typists))
+
+    expected = {f"<{js.name}:{n}>" for js in typists for n in range(MARKERS)}
+    for js in typists:
+        await eventually(
+            lambda js=js: all(m in js.text for m in expected),  # type: ignore[misc]
+            f"{js.name} has every marker",
+            within=30,
+            report=lambda js=js: (
+                f"missing {sorted(m for m in expected if m not in js.text)}\n"  # type: ignore[misc]
+                + js.report()
+            ),
+        )
+    assert own_cluster.primary_of(cluster_stream_key(dojo.session_id)) != primary
+    # Both buses came back on the promoted replica.
+    await wait_until(lambda: _rooms(one).bus.healthy and _rooms(two).bus.healthy, within=20)
+
+    # PostgreSQL holds every marker while the clients are still connected...
+    async def all_stored() -> bool:
+        code = await _stored(owner_pool, host.tenant_id, dojo)
+        return all(m in code for m in expected)
+
+    await wait_until(all_stored, within=15)
+    # ...and after every client left and both nodes unloaded the room.
+    for js in typists:
+        await js.stop()
+    await wait_until(lambda: not _rooms(one).rooms and not _rooms(two).rooms, within=20)
+    code = await _stored(owner_pool, host.tenant_id, dojo)
+    assert all(m in code for m in expected)
+    assert len(code) == sum(len(m) for m in expected)  # nothing twice
+    # A client loading the room again gets it whole.
+    again = await node("again", dojo, dojo.host_token, server_url=on_node(two, server_url_of(dojo)))
+    await eventually(lambda: again.synced and again.text == code, "the reloaded room")

@@ -617,11 +617,12 @@ async def test_successful_logins_do_not_count_against_the_ip(
 
 @pytest.mark.parametrize("limit", ["account", "ip"])
 async def test_parallel_failures_verify_at_most_the_limit(
-    make_client: MakeClient, client: Client, admin: Account, limit: str
+    make_client: MakeClient, client: Client, admin: Account, limit: str, redis_mode: dict[str, Any]
 ) -> None:
     """The limit holds for attempts sent at once: each reserves its place before the password
-    is verified, so no more than the limit are verified and the rest get 429."""
-    limited = await make_client(**{f"login_fail_limit_{limit}": 5})
+    is verified, so no more than the limit are verified and the rest get 429. On a cluster too,
+    where the address's and the account's counters are on different shards."""
+    limited = await make_client(**redis_mode, **{f"login_fail_limit_{limit}": 5})
     user = await register(client, admin, log_in=False)
     ip = fresh_ip()
     # Against the account from many addresses, or from one address against many names.
