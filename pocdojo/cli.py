@@ -189,6 +189,14 @@ def reindex(data_dir: Path | None) -> None:
     show_default=True,
     help="The first node's port; the others follow.",
 )
+@click.option(
+    "--redis-shards",
+    type=click.IntRange(0, 16),
+    default=0,
+    show_default=True,
+    help="Run the rooms' bus on a Valkey cluster of this many primaries, each with a replica "
+    "(at least 3; 0: on the one Valkey).",
+)
 @_data_dir
 @click.pass_context
 def cluster(
@@ -197,6 +205,7 @@ def cluster(
     workers: int,
     port: int,
     node_port: int,
+    redis_shards: int,
     data_dir: Path | None,
 ) -> None:
     """Run the production layout on this machine: PostgreSQL, Valkey, an S3 server, NODES
@@ -205,8 +214,12 @@ def cluster(
         return
     from pocdojo.cluster import Cluster, Layout
 
+    if 0 < redis_shards < 3:
+        raise click.BadParameter(
+            "a Valkey cluster needs at least 3 primaries", param_hint="--redis-shards"
+        )
     settings = _load(data_dir=data_dir)
-    layout = Layout(settings.data_dir, nodes, workers, port, node_port)
+    layout = Layout(settings.data_dir, nodes, workers, port, node_port, redis_shards=redis_shards)
     stop = {"now": False}
 
     def on_signal(signum: int, frame: Any) -> None:

