@@ -78,6 +78,20 @@ class ValkeyCluster:
                     return int(fields[1].split(":")[1].split("@")[0])
         raise LookupError(f"no primary serves slot {slot}")
 
+    def move_slot(self, key: str, to_port: int) -> None:
+        """Move ``key``'s slot, keys and all, to the primary on ``to_port`` (as resharding
+        does, a slot at a time): importing there, migrating here, keys moved, then every
+        node told the slot's new owner."""
+        slot = self.call(self.ports[0], "cluster", "keyslot", key).strip()
+        source = self.primary_of(key)
+        ids = {port: self.call(port, "cluster", "myid").strip() for port in (source, to_port)}
+        self.call(to_port, "cluster", "setslot", slot, "importing", ids[source])
+        self.call(source, "cluster", "setslot", slot, "migrating", ids[to_port])
+        while keys := self.call(source, "cluster", "getkeysinslot", slot, "100").split():
+            self.call(source, "migrate", "127.0.0.1", str(to_port), "", "0", "5000", "keys", *keys)
+        for port in self.ports:
+            self.call(port, "cluster", "setslot", slot, "node", ids[to_port])
+
     def _ok(self, port: int) -> bool:
         if "cluster_state:ok" not in self.call(port, "cluster", "info"):
             return False

@@ -630,6 +630,9 @@ class _Shard:
                     self._handle(response)
         except REDIS_DOWN as exc:
             self._inbox.put_nowait(exc)
+        except Exception as exc:  # anything else ends the bells too: the reader opens them again
+            log.exception("bus shard connection failed")
+            self._inbox.put_nowait(RedisConnectionError(f"shard connection failed: {exc!r}"))
 
     async def _sync(self) -> None:
         # One channel per command: the channels of one SSUBSCRIBE must share a slot.

@@ -169,13 +169,17 @@ MARKERS = 40  # per client
 KILL_AT = 12  # the primary dies once each client typed this many
 
 
-async def test_a_primary_killed_mid_edit_loses_no_edit(
+@pytest.mark.parametrize("fault", ["primary killed", "slot moved"])
+async def test_a_shard_change_mid_edit_loses_no_edit(
     own_cluster: ValkeyCluster,  # first: it outlives the nodes
     make_client: MakeClient,
     on_cluster: OnCluster,
     node: JsFactory,
     owner_pool: asyncpg.Pool,
+    fault: str,
 ) -> None:
+    """The room's primary is SIGKILLed (its replica takes over), or its slot is moved to
+    another primary (as resharding does), while two stock clients on two nodes type."""
     nodes = await _nodes(make_client, {**on_cluster(own_cluster), "dojo_idle_unload": 0.5})
     one, two, host, guest = nodes.one, nodes.two, nodes.host, nodes.guest
     dojo = await create_dojo(one, host, initialCode="")
@@ -195,8 +199,15 @@ async def test_a_primary_killed_mid_edit_loses_no_edit(
             await asyncio.sleep(0.05)
 
     await asyncio.gather(*(type_markers(js, 0, KILL_AT) for js in typists))
-    await asyncio.to_thread(own_cluster.kill, primary)
-    # Typing goes on while the replica is promoted (about two seconds) and after.
+    if fault == "primary killed":
+        await asyncio.to_thread(own_cluster.kill, primary)
+    else:
+        other = next(
+            port for port in own_cluster.ports if port != primary and _is_primary(own_cluster, port)
+        )
+        await asyncio.to_thread(own_cluster.move_slot, cluster_stream_key(dojo.session_id), other)
+    # Typing goes on while the replica is promoted (about two seconds), or on the new
+    # primary, and after.
     await asyncio.gather(*(type_markers(js, KILL_AT, MARKERS) for js in typists))
 
     expected = {f"<{js.name}:{n}>" for js in typists for n in range(MARKERS)}
@@ -207,6 +218,7 @@ async def test_a_primary_killed_mid_edit_loses_no_edit(
             within=30,
             report=lambda js=js: (
                 f"missing {sorted(m for m in expected if m not in js.text)}\n"  # type: ignore[misc]
+                + f"buses healthy: {_rooms(one).bus.healthy}, {_rooms(two).bus.healthy}\n"
                 + js.report()
             ),
         )
@@ -230,3 +242,7 @@ async def test_a_primary_killed_mid_edit_loses_no_edit(
     # A client loading the room again gets it whole.
     again = await node("again", dojo, dojo.host_token, server_url=on_node(two, server_url_of(dojo)))
     await eventually(lambda: again.synced and again.text == code, "the reloaded room")
+
+
+def _is_primary(cluster: ValkeyCluster, port: int) -> bool:
+    return cluster.info(port, "replication").get("role", "").strip() == "master"
