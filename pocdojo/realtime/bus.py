@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -51,6 +51,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis, register_script
 
@@ -272,20 +273,15 @@ class Bus:
         entries = _coalesce(batch)
         if not self._cluster:
             rooms = ",".join(dict.fromkeys(room for room, _, _, _ in entries))
-            failures = await _outcomes(
-                [self._append_run(entries, DOORBELL, f"{self.node_id}|{rooms}", "PUBLISH")]
-            )
+            keys, args = self._append_call(entries, DOORBELL, f"{self.node_id}|{rooms}", "PUBLISH")
+            # One command for the whole batch: one reply to parse instead of one per entry.
+            failures = [await _failure(self._append(keys=keys, args=args))]
             missed = {room for room, _, _, _ in batch} if any(failures) else set()
         else:
-            # One script call per room (a script writes one slot), all at once.
             runs: dict[str, list[tuple[str, bytes, bytes, bytes]]] = {}
             for entry in entries:
                 runs.setdefault(entry[0], []).append(entry)
-            calls = [
-                self._append_run(run, bell_channel(room), self.node_id, "SPUBLISH")
-                for room, run in runs.items()
-            ]
-            failures = await _outcomes(calls)
+            failures = await self._append_rooms(runs)
             missed = {room for room, failed in zip(runs, failures, strict=True) if failed}
         if missed:
             # Others miss these entries; the room republishes its whole state on reconnect.
@@ -299,17 +295,57 @@ class Bus:
                 rooms=len(missed),
             )
 
-    async def _append_run(
+    def _append_call(
         self, entries: list[tuple[str, bytes, bytes, bytes]], channel: str, bell: str, ring: str
-    ) -> None:
-        """Append ``entries`` in one script call, then ring ``channel`` with ``bell``."""
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of ``_APPEND`` for ``entries``, ringing ``channel``."""
         args: list[Any] = [self.node_id, STREAM_MAXLEN, channel, bell]
         for _, kind, data, tag in entries:
             args += (kind, tag, data, entries_kept(len(data)))
         oldest = int((time.time() - STREAM_MAX_AGE) * 1000)
         args += (f"{oldest}-0", STREAM_IDLE_TTL, ring)
-        # One command for the whole run: one reply to parse instead of one per entry.
-        await self._append(keys=[self._key(room) for room, _, _, _ in entries], args=args)
+        return [self._key(room) for room, _, _, _ in entries], args
+
+    async def _append_rooms(
+        self, runs: dict[str, list[tuple[str, bytes, bytes, bytes]]]
+    ) -> list[Exception | None]:
+        """On a cluster: one script call per room (a script writes one slot), all in one
+        pipeline, which sends each primary its rooms' calls in one round trip. A primary
+        without the script (a promoted replica: scripts are not replicated) gets it loaded,
+        and its rooms are sent again once. Each room's failure, or None."""
+        calls = {
+            room: self._append_call(run, bell_channel(room), self.node_id, "SPUBLISH")
+            for room, run in runs.items()
+        }
+        outcome: dict[str, Exception | None] = {}
+        results: list[Any] = []
+
+        async def send(calls: dict[str, tuple[list[str], list[Any]]]) -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls.values():
+                    # (redis-py blocks its evalsha method in a cluster pipeline, since a
+                    # script may touch several slots; each of these touches one.)
+                    pipe.execute_command("EVALSHA", self._append.sha, len(keys), *keys, *args)
+                results[:] = await pipe.execute(raise_on_error=False)
+
+        for attempt in range(2):
+            failed = await _failure(send(calls))
+            if failed is not None:
+                outcome.update(dict.fromkeys(calls, failed))
+                break
+            unloaded = {}
+            for (room, call), result in zip(calls.items(), results, strict=True):
+                if isinstance(result, NoScriptError) and attempt == 0:
+                    unloaded[room] = call
+                outcome[room] = result if isinstance(result, Exception) else None
+            if not unloaded:
+                break
+            try:
+                await self.redis.script_load(_APPEND)  # on every primary
+            except REDIS_DOWN:
+                break
+            calls = unloaded
+        return [outcome[room] for room in runs]
 
     def _open_bells(self) -> _Bells:
         if isinstance(self.redis, RedisCluster):
@@ -359,7 +395,9 @@ class Bus:
                     again = set()
                     await self._handle_access()
                     result = await self._read(rooms)
-                except REDIS_DOWN as exc:
+                except Exception as exc:  # Redis errors, and whatever the client raises meanwhile
+                    if not isinstance(exc, REDIS_DOWN):
+                        log.exception("bus read failed unexpectedly")
                     if self.healthy:
                         log.warning("bus read failed; serving local clients only", error=str(exc))
                     self.healthy = False
@@ -372,7 +410,9 @@ class Bus:
                 if not self.healthy:
                     try:
                         await self._recover()
-                    except REDIS_DOWN:
+                    except Exception as exc:
+                        if not isinstance(exc, REDIS_DOWN):
+                            log.exception("bus recovery failed unexpectedly")
                         await asyncio.sleep(backoff)
                         continue
                     self.healthy, backoff = True, 0.1
@@ -447,19 +487,16 @@ class Bus:
             info = await self.redis.info("server")
             run_id = str(info.get("run_id", ""))
             return {run_id}, lambda room: run_id
-        cluster = self.redis
-        # The slot map as it is now: after a failover, the promoted replicas serve the slots.
-        await cluster.nodes_manager.initialize()
+        slots = await _Slots.read(self.redis)
         runs: dict[str, str] = {}
-        for node in cluster.get_primaries():
-            info = await cluster.info("server", target_nodes=node)
-            runs[node.name] = str(info.get("run_id", ""))
-
-        def run_of(room: str) -> str:
-            node = cluster.get_node_from_key(self._key(room))
-            return runs.get(node.name, "") if node is not None else ""
-
-        return set(runs.values()), run_of
+        for name in slots.primaries():
+            node = slots.node(name)
+            try:
+                info = await node.execute_command("INFO", "server")
+            finally:
+                await node.disconnect()
+            runs[name] = str(info.get("run_id", ""))
+        return set(runs.values()), lambda room: runs[slots.primary_of(self._key(room))]
 
     async def _recover(self) -> None:
         """After an outage: detect trimmed gaps and let rooms republish what others missed.
@@ -538,6 +575,41 @@ class _Doorbell:
 _Inbox = asyncio.Queue[tuple[str, str] | Exception]
 
 
+class _Slots:
+    """Which primary serves each hash slot, as the cluster says now (``CLUSTER SLOTS``): read
+    apart from the client's own map, which the client refreshes by itself on redirections and
+    errors (forcing it to refresh while other tasks use it would orphan their connections)."""
+
+    def __init__(self, cluster: RedisCluster, answer: dict[tuple[int, int], Any]) -> None:
+        self._cluster = cluster
+        self._ranges = sorted(
+            (first, last, f"{shard['primary'][0]}:{shard['primary'][1]}")
+            for (first, last), shard in answer.items()
+        )
+
+    @classmethod
+    async def read(cls, cluster: RedisCluster) -> _Slots:
+        return cls(cluster, await cluster.execute_command("CLUSTER SLOTS"))
+
+    def primaries(self) -> set[str]:
+        return {name for _, _, name in self._ranges}
+
+    def primary_of(self, key: str) -> str:
+        slot = self._cluster.keyslot(key)
+        for first, last, name in self._ranges:
+            if first <= slot <= last:
+                return name
+        # No primary serves it: a failover is under way.
+        raise RedisConnectionError(f"no primary serves the slot of {key}")
+
+    def node(self, name: str) -> ClusterNode:
+        """A node of our own for the primary ``name`` (``host:port``), with the client's
+        connection settings; its connections are ours to close."""
+        host, _, port = name.rpartition(":")
+        options: dict[str, Any] = dict(self._cluster.get_connection_kwargs())
+        return ClusterNode(host, int(port), **options)
+
+
 class _ShardBells:
     """The bells on a cluster: each followed room's shard channel, subscribed on a connection
     to the primary serving its slot (one connection per primary), and the access channel on
@@ -551,24 +623,22 @@ class _ShardBells:
         self._inbox: _Inbox = asyncio.Queue()
 
     async def open(self) -> None:
-        await self._cluster.nodes_manager.initialize()
-        self._shard(self._cluster.get_primaries()[0]).access = True
+        self._slots = await _Slots.read(self._cluster)
+        self._shard(min(self._slots.primaries())).access = True
 
-    def _shard(self, node: ClusterNode) -> _Shard:
-        if node.name not in self._shards:
-            self._shards[node.name] = _Shard(node, self._node_id, self._inbox)
-        return self._shards[node.name]
+    def _shard(self, name: str) -> _Shard:
+        if name not in self._shards:
+            self._shards[name] = _Shard(self._slots.node(name), self._node_id, self._inbox)
+        return self._shards[name]
 
     def follow(self, rooms: Collection[str]) -> None:
         for room in [room for room in self._where if room not in rooms]:
             self._shards[self._where.pop(room)].leave(bell_channel(room))
         for room in rooms:
             if room not in self._where:
-                node = self._cluster.get_node_from_key(bell_channel(room))
-                if node is None:  # a slot no primary serves: the cluster is failing over
-                    raise RedisConnectionError(f"no primary serves {bell_channel(room)}")
-                self._shard(node).join(bell_channel(room))
-                self._where[room] = node.name
+                name = self._slots.primary_of(bell_channel(room))
+                self._shard(name).join(bell_channel(room))
+                self._where[room] = name
 
     async def wait(self, within: float) -> tuple[set[str], list[str]]:
         rooms: set[str] = set()
@@ -674,13 +744,17 @@ class _Shard:
             await self._conn.disconnect()
 
 
-async def _outcomes(calls: Sequence[Awaitable[None]]) -> list[Exception | None]:
-    """Await ``calls`` at once: each one's Redis failure, or None (other errors propagate)."""
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, REDIS_DOWN):
-            raise result
-    return [result if isinstance(result, Exception) else None for result in results]
+async def _failure(call: Awaitable[Any]) -> Exception | None:
+    """Await ``call``: its failure, or None. Any failure counts (the room republishes later),
+    so the publisher never dies of one: the cluster client can raise more than Redis errors
+    while a primary fails over. A cancellation propagates."""
+    try:
+        await call
+    except Exception as exc:
+        if not isinstance(exc, REDIS_DOWN):
+            log.error("bus publish failed unexpectedly", exc_info=exc)
+        return exc
+    return None
 
 
 def _coalesce(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,10 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio.cluster import RedisCluster
 
 from pocdojo.crdt import document
-from pocdojo.realtime.bus import cluster_stream_key
+from pocdojo.realtime.bus import Bus, cluster_stream_key
 from pocdojo.realtime.peer import CloseCode
 from pocdojo.realtime.rooms import Rooms
 from pocdojo.realtime.sockets import rooms_key
@@ -156,6 +158,52 @@ async def test_a_deactivation_on_one_node_closes_the_stock_client_on_another(
     await eventually(lambda: js.terminal is not None, "a final close", within=2.0)
     assert js.terminal is not None
     assert js.terminal["code"] == CloseCode.FORBIDDEN, js.report()
+
+
+async def test_two_buses_on_a_cluster_deliver_every_rooms_entries_in_order(
+    redis_cluster: ValkeyCluster,
+) -> None:
+    """Two buses (two nodes) on the cluster, many rooms over every shard: each entry one
+    publishes reaches the other, in order, none back to its own node; and after the script
+    cache is flushed on every primary (as on a promoted replica), publishing goes on."""
+    clients = [RedisCluster.from_url(redis_cluster.url) for _ in range(2)]
+    one, two = (Bus(client) for client in clients)
+    rooms = [f"bus-{uuid.uuid4().hex}" for _ in range(24)]
+    got: dict[str, list[bytes]] = {room: [] for room in rooms}
+    await one.start()
+    await two.start()
+    try:
+        for room in rooms:
+            one.subscribe(room, await one.position(room), _collect([]), _nothing, _nothing)
+            two.subscribe(room, await two.position(room), _collect(got[room]), _nothing, _nothing)
+        assert len({redis_cluster.primary_of(cluster_stream_key(room)) for room in rooms}) == 3
+        for n in range(5):
+            if n == 3:
+                for port in redis_cluster.ports:
+                    redis_cluster.call(port, "script", "flush")
+            for room in rooms:
+                one.publish(room, b"e", f"{room}:{n}".encode())
+            await wait_until(lambda: one._outbox.empty())
+        await wait_until(lambda: all(len(got[room]) == 5 for room in rooms), within=15)
+        assert all(got[room] == [f"{room}:{n}".encode() for n in range(5)] for room in rooms)
+        assert one.healthy
+        assert two.healthy
+    finally:
+        for bus in (one, two):
+            await bus.stop()
+        for client in clients:
+            await client.aclose()
+
+
+def _collect(into: list[bytes]) -> Callable[[bytes, bytes, bytes], Awaitable[None]]:
+    async def on_message(kind: bytes, data: bytes, tag: bytes) -> None:
+        into.append(data)
+
+    return on_message
+
+
+async def _nothing() -> None:
+    return None
 
 
 @pytest.fixture
