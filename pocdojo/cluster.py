@@ -35,7 +35,7 @@ from typing import Any
 
 from pocdojo.core.embedded import EmbeddedEngines, embedded_engines, start_valkey
 from pocdojo.core.settings import Settings
-from pocdojo.core.valkeycluster import valkey_cluster
+from pocdojo.core.valkeycluster import ValkeyCluster, valkey_cluster
 
 # HAProxy's checks: every second, down after two failures, up after two successes. A node
 # draining answers /readyz 503 for longer than that before it stops listening.
@@ -261,6 +261,7 @@ class Cluster:
         self.stats_socket = layout.home / "haproxy.sock"
         self.stopping = False
         self.engines = EmbeddedEngines()
+        self.valkey_cluster: ValkeyCluster | None = None  # with --redis-shards
         self._stack: contextlib.ExitStack | None = None
 
     @contextlib.contextmanager
@@ -311,6 +312,7 @@ class Cluster:
         workdir = self.layout.home / "valkey-cluster"
         shutil.rmtree(workdir, ignore_errors=True)
         with valkey_cluster(workdir, primaries=self.layout.redis_shards) as started:
+            self.valkey_cluster = started
             self.say(
                 f"started a Valkey cluster of {self.layout.redis_shards} primaries and as many"
                 f" replicas on ports {', '.join(map(str, started.ports))}"
@@ -417,6 +419,9 @@ class Cluster:
         ``should_stop``."""
         while not should_stop():
             self._revive_valkey()
+            if self.valkey_cluster is not None:
+                for port in self.valkey_cluster.revive():
+                    self.say(f"Valkey cluster node on port {port} stopped; starting it again")
             for member in self.members:
                 code = member.exited()
                 if code is not None and not self.stopping:
@@ -455,6 +460,7 @@ class Cluster:
             "statsSocket": str(self.stats_socket),
             "databaseUrl": self.engines.database_url,
             "redisUrl": self.engines.redis_url,
+            "valkeyClusterPorts": self.valkey_cluster.ports if self.valkey_cluster else [],
             "members": [
                 {
                     "name": m.name,

