@@ -108,6 +108,11 @@ class RoomMetrics:
             " because that node did not announce them in time)",
             registry=registry,
         )
+        self.bus_up = Gauge(
+            "pocdojo_bus_up",
+            "1 while this node's bus reads the room streams (0: its rooms do not cross nodes)",
+            registry=registry,
+        )
         self.persist_lag = Histogram(
             "pocdojo_persist_lag_seconds",
             "How long accepted updates waited in memory before reaching PostgreSQL",
@@ -139,6 +144,7 @@ class Rooms:
         self.bus = bus
         self.settings = settings
         self.metrics = metrics
+        metrics.bus_up.set_function(lambda: 1.0 if bus.healthy else 0.0)
         self.rooms: dict[UUID, Room] = {}
         self._loading: dict[UUID, asyncio.Future[Room]] = {}
         self._flusher = Periodic("room-flusher", settings.persist_interval, self._flush_all)
