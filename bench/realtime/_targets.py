@@ -283,16 +283,27 @@ def engines(data_dir: Path) -> Iterator[EngineUrls]:
 
 
 def _engine_processes(data_dir: Path, redis_url: str) -> Measured:
-    roots = []
-    pid_file = data_dir / "postgres" / "postmaster.pid"
+    return Measured(postgres_pids(data_dir) + valkey_pids(redis_url), children=True)
+
+
+def postgres_pids(data_dir: Path) -> list[int]:
+    """The postmaster of the embedded PostgreSQL under ``data_dir`` (its backends are its
+    children)."""
+    pid_file = data_dir.expanduser().resolve() / "postgres" / "postmaster.pid"
     with contextlib.suppress(OSError, ValueError):
-        roots.append(int(pid_file.read_text().split("\n", 1)[0]))
+        return [int(pid_file.read_text().split("\n", 1)[0])]
+    return []
+
+
+def valkey_pids(redis_url: str) -> list[int]:
+    """The ``valkey-server`` listening at ``redis_url``'s address (by its process title)."""
     address = redis_url.split("//", 1)[1].split("/", 1)[0]
+    found = []
     for proc in psutil.process_iter(["name", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
         if "valkey-server" in cmdline and address in cmdline:
-            roots.append(proc.pid)
-    return Measured(roots, children=True)
+            found.append(proc.pid)
+    return found
 
 
 def pocdojo_env(urls: EngineUrls, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -322,14 +333,18 @@ def pocdojo_env(urls: EngineUrls, data_dir: Path, **extra: str) -> dict[str, str
 
 
 @contextlib.contextmanager
-def pocdojo_server(urls: EngineUrls, data_dir: Path, **extra: str) -> Iterator[Running]:
-    """``pocdojo serve`` on loopback, on the given engines."""
+def pocdojo_server(
+    urls: EngineUrls, data_dir: Path, *, label: str = "pocdojo serve", **extra: str
+) -> Iterator[Running]:
+    """``pocdojo serve`` on loopback, on the given engines (``extra``: more environment, e.g.
+    another ``REDIS_URL``; several nodes of one cluster need one ``JWT_SECRET``). ``label``
+    names it in the progress lines."""
     port = free_port()
     command = [str(POCDOJO), "serve", "--host", "127.0.0.1", "--port", str(port)]
     env = pocdojo_env(urls, data_dir, **extra)
     log_path = data_dir / "server.log"
-    with _spawn("pocdojo serve", command, env, log_path) as proc:
-        _wait_port(proc, port, "pocdojo serve", log_path)
+    with _spawn(label, command, env, log_path) as proc:
+        _wait_port(proc, port, label, log_path)
         yield Running("pocdojo", proc, port, log_path, Measured([proc.pid]), urls.measured, urls)
 
 

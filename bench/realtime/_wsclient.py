@@ -28,6 +28,11 @@ with a sync-status message, which the client ignores.
 Frames are masked with the all-zero key (legal, and free: the payload is sent unchanged), so
 the generator spends its CPU on the protocol rather than on masking.
 
+With several ``ports`` (one per server node) the clients of a room are spread over the nodes
+round robin (client c of a room on node c mod N), and receipts at a client on another node than
+the edit's sender are also counted apart (``cross_latencies_us``): those went through the
+nodes' bus.
+
 With ``deflate`` a client offers ``permessage-deflate; client_max_window_bits`` as every
 browser does; if the server accepts (aiohttp does by default; ``ws``-based servers do not
 unless configured to), it inflates what it receives and, like a browser, compresses every
@@ -140,6 +145,9 @@ class WorkerSpec:
     connect_timeout: float
     seed: int
     deflate: bool = False
+    # Several server nodes: client c of every room connects to ports[c % len(ports)]
+    # (``port`` is then unused).
+    ports: tuple[int, ...] = ()
 
 
 @dataclass
@@ -159,6 +167,10 @@ class Stats:
     messages_in: int = 0
     pings: int = 0
     latencies_us: array[int] = field(default_factory=lambda: array("q"))
+    # Receipts of edits sent by a client on another node (several ``ports`` only).
+    cross_latencies_us: array[int] = field(default_factory=lambda: array("q"))
+    clients_per_room: int = 1
+    nodes: int = 1
     send_lag_us: array[int] = field(default_factory=lambda: array("q"))
     closed_by_server: Counter[str] = field(default_factory=Counter)
     lost: int = 0
@@ -182,8 +194,10 @@ class Client(asyncio.Protocol):
         path: str,
         doc_name: str,
         deflate: bool = False,
+        node: int = 0,
     ) -> None:
         self.stats = stats
+        self.node = node
         self.offer_deflate = deflate
         self.inflater: Any = None  # zlib decompressor once permessage-deflate is agreed
         self.deflater: Any = None
@@ -394,6 +408,8 @@ class Client(asyncio.Protocol):
             if stats.win_start_us <= sent < stats.win_end_us:
                 stats.delivered_window += 1
                 stats.latencies_us.append(received - sent)
+                if stats.nodes > 1 and (sender % stats.clients_per_room) % stats.nodes != self.node:
+                    stats.cross_latencies_us.append(received - sent)
 
     def send_edit(self, at_us: int) -> None:
         self.seq += 1
@@ -432,16 +448,18 @@ def worker_main(conn: Connection, spec: WorkerSpec) -> None:
 
 async def _worker(conn: Connection, spec: WorkerSpec) -> None:
     loop = asyncio.get_running_loop()
-    stats = Stats()
+    stats = Stats(clients_per_room=spec.clients_per_room, nodes=max(1, len(spec.ports)))
     rng = random.Random(spec.seed)
     clients: list[Client] = []
     room_of: list[int] = []
     failures: Counter[str] = Counter()
     gate = asyncio.Semaphore(spec.connect_concurrency)
-    host_header = f"{spec.host}:{spec.port}"
+    ports = spec.ports or (spec.port,)
 
     async def open_one(room: RoomSpec, c: int) -> None:
         gidx = room.index * spec.clients_per_room + c
+        node = c % len(ports)
+        port = ports[node]
         path = room.path
         if room.tokens:
             path += ("&" if "?" in path else "?") + "token=" + room.tokens[c % len(room.tokens)]
@@ -455,13 +473,14 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
                             spec.epoch_ns,
                             gidx,
                             client_id,
-                            host_header,
+                            f"{spec.host}:{port}",
                             path,
                             room.doc_name,
                             spec.deflate,
+                            node,
                         ),
                         spec.host,
-                        spec.port,
+                        port,
                     )
                     await proto.ready
             except (OSError, TimeoutError) as exc:
@@ -540,6 +559,7 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
         "alive_at_end": sum(1 for c in clients if c.alive),
         "deflate_agreed": sum(1 for c in clients if c.inflater is not None),
         "latencies_us": stats.latencies_us.tobytes(),
+        "cross_latencies_us": stats.cross_latencies_us.tobytes(),
         "send_lag_us": stats.send_lag_us.tobytes(),
         "cpu_window": cpu["end"] - cpu["start"],
     }

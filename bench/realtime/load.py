@@ -233,6 +233,20 @@ def run_load(
     server: Running, rooms: list[RoomSpec], framing: str, args: argparse.Namespace
 ) -> Result:
     """Connect every client to ``server``, run the edits, gather what everyone measured."""
+    return run_clients(server, rooms, framing, args)[0]
+
+
+def run_clients(
+    server: Running,
+    rooms: list[RoomSpec],
+    framing: str,
+    args: argparse.Namespace,
+    ports: Sequence[int] = (),
+) -> tuple[Result, list[dict[str, Any]]]:
+    """``run_load``, also returning each client process's own report. With ``ports`` (several
+    nodes of one server), client c of each room connects to ``ports[c % len(ports)]``;
+    ``server`` then stands for them all (its ``measured`` and ``check`` should cover every
+    node)."""
     result = Result(server.name, duration=args.duration, load_before=load_average())
     idle = server.measured.sample()
     result.rss_idle = idle.rss
@@ -248,7 +262,7 @@ def run_load(
             duration=args.duration, drain=args.drain, epoch_ns=epoch_ns,
             connect_concurrency=args.connect_concurrency,
             connect_timeout=args.connect_timeout, seed=args.seed * 1000 + w,
-            deflate=args.deflate,
+            deflate=args.deflate, ports=tuple(ports),
         )  # fmt: skip
         proc = ctx.Process(target=worker_main, args=(child_end, spec), daemon=True)
         proc.start()
@@ -273,7 +287,7 @@ def _drive(
     idle: ProcSample,
     result: Result,
     args: argparse.Namespace,
-) -> Result:
+) -> tuple[Result, list[dict[str, Any]]]:
     sockets = args.rooms * args.clients
     log(f"{server.name}: connecting {sockets} clients from {len(workers)} processes")
     connect_budget = args.connect_timeout + sockets / 20 + 60
@@ -335,7 +349,7 @@ def _drive(
     _merge(result, finals)
     if profile is not None:
         result.profile = summarize_profile(profile)
-    return result
+    return result, finals
 
 
 def _merge(result: Result, finals: list[dict[str, Any]]) -> None:
