@@ -75,7 +75,7 @@ from _targets import (
     valkey_pids,
 )
 from _wsclient import RoomSpec, raise_nofile
-from load import Result, quantile, run_clients
+from load import Result, add_load_arguments, quantile, run_clients
 
 from pocdojo.core.valkeycluster import ValkeyCluster, valkey_cluster
 from pocdojo.realtime.bus import cluster_stream_key
@@ -86,14 +86,7 @@ CONFIGS = ("single", "cluster")
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=2, help="pocdojo serve processes")
-    parser.add_argument("--rooms", type=int, default=20, help="rooms (R)")
-    parser.add_argument("--clients", type=int, default=6, help="clients per room (C)")
-    parser.add_argument("--rate", type=float, default=2.0, help="edits per second per client")
-    parser.add_argument("--duration", type=float, default=15.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
-    parser.add_argument(
-        "--drain", type=float, default=3.0, help="seconds to wait for late receipts"
-    )
+    add_load_arguments(parser, rooms=20, clients=6, rate=2.0, duration=15.0)
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each configuration, alternated"
     )

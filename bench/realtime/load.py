@@ -84,16 +84,23 @@ TARGETS = ("pocdojo", "reference", "hocuspocus")
 MiB = 1024 * 1024
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rooms", type=int, default=100, help="rooms (R)")
-    parser.add_argument("--clients", type=int, default=10, help="clients per room (C)")
-    parser.add_argument("--rate", type=float, default=1.0, help="edits per second per client")
-    parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
+def add_load_arguments(
+    parser: argparse.ArgumentParser, rooms: int, clients: int, rate: float, duration: float
+) -> None:
+    """The load's shape (``--rooms``, ``--clients``, ``--rate``) and timing, with defaults."""
+    parser.add_argument("--rooms", type=int, default=rooms, help="rooms (R)")
+    parser.add_argument("--clients", type=int, default=clients, help="clients per room (C)")
+    parser.add_argument("--rate", type=float, default=rate, help="edits per second per client")
+    parser.add_argument("--duration", type=float, default=duration, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring")
     parser.add_argument(
         "--drain", type=float, default=3.0, help="seconds to wait for late receipts"
     )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_load_arguments(parser, rooms=100, clients=10, rate=1.0, duration=30.0)
     parser.add_argument(
         "--client-procs", type=int, default=0,
         help="load generator processes (0: one per 2,500 sockets, at least 1, at most 4)",
