@@ -95,20 +95,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--primaries", type=int, default=3, help="cluster primaries (>= 3)")
     parser.add_argument(
-        "--client-procs", type=int, default=0,
-        help="load generator processes (0: one per 2,500 sockets, at least 1, at most 4)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--deflate", action=argparse.BooleanOptionalAction, default=True,
-        help="offer permessage-deflate as browsers do",
-    )  # fmt: skip
-    parser.add_argument("--users", type=int, default=5, help="pocdojo users (token holders)")
-    parser.add_argument(
-        "--connect-concurrency", type=int, default=50,
-        help="handshakes in flight per client process",
-    )  # fmt: skip
-    parser.add_argument("--connect-timeout", type=float, default=120.0)
-    parser.add_argument(
         "--data-dir", type=Path, default=Path(".bench/realtime"),
         help="embedded engines (shared with load.py), node logs under bus/",
     )  # fmt: skip

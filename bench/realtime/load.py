@@ -87,7 +87,8 @@ MiB = 1024 * 1024
 def add_load_arguments(
     parser: argparse.ArgumentParser, rooms: int, clients: int, rate: float, duration: float
 ) -> None:
-    """The load's shape (``--rooms``, ``--clients``, ``--rate``) and timing, with defaults."""
+    """The load's shape (``--rooms``, ``--clients``, ``--rate``) and timing, with defaults, and
+    how its clients run and connect."""
     parser.add_argument("--rooms", type=int, default=rooms, help="rooms (R)")
     parser.add_argument("--clients", type=int, default=clients, help="clients per room (C)")
     parser.add_argument("--rate", type=float, default=rate, help="edits per second per client")
@@ -96,18 +97,10 @@ def add_load_arguments(
     parser.add_argument(
         "--drain", type=float, default=3.0, help="seconds to wait for late receipts"
     )
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_load_arguments(parser, rooms=100, clients=10, rate=1.0, duration=30.0)
     parser.add_argument(
         "--client-procs", type=int, default=0,
         help="load generator processes (0: one per 2,500 sockets, at least 1, at most 4)",
     )  # fmt: skip
-    parser.add_argument(
-        "--targets", default=",".join(TARGETS), help=f"comma-separated, of {', '.join(TARGETS)}"
-    )
     parser.add_argument(
         "--deflate", action=argparse.BooleanOptionalAction, default=True,
         help="offer permessage-deflate as browsers do, and compress sends once agreed "
@@ -119,6 +112,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="handshakes in flight per client process",
     )  # fmt: skip
     parser.add_argument("--connect-timeout", type=float, default=120.0)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_load_arguments(parser, rooms=100, clients=10, rate=1.0, duration=30.0)
+    parser.add_argument(
+        "--targets", default=",".join(TARGETS), help=f"comma-separated, of {', '.join(TARGETS)}"
+    )
     parser.add_argument(
         "--data-dir", type=Path, default=Path(".bench/realtime"),
         help="embedded engines, server logs (a fresh tenant each run)",

@@ -53,7 +53,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
-from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis, register_script
+from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis, is_cluster, register_script
 
 log = structlog.get_logger(__name__)
 
@@ -181,7 +181,7 @@ class Bus:
 
     def __post_init__(self) -> None:
         self._append = register_script(self.redis, _APPEND)
-        self._cluster = isinstance(self.redis, RedisCluster)
+        self._cluster = is_cluster(self.redis)
         self._key = cluster_stream_key if self._cluster else stream_key
 
     async def start(self) -> None:

@@ -10,8 +10,10 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from tests.conftest import Engines
 from tests.dojo_helpers import Dojo
 from tests.realtime.jsclient import JsClient, JsFactory, server_url_of
 
@@ -77,3 +79,11 @@ async def node(js_dir: Path) -> AsyncIterator[JsFactory]:
     for js in started:
         await js.stop()
     assert all(js.proc.returncode is not None for js in started)
+
+
+@pytest.fixture
+async def owner_pool(engines: Engines) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on the owning login, to read what the nodes stored, past row security."""
+    pool = await asyncpg.create_pool(engines.database_url, min_size=1, max_size=2)
+    yield pool
+    await pool.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import UUID
 
@@ -27,13 +26,6 @@ pytestmark = pytest.mark.timeout(120)
 
 DELAY = 3.0
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-async def owner_pool(engines: Engines) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(engines.database_url, min_size=1, max_size=2)
-    yield pool
-    await pool.close()
 
 
 async def test_a_stopping_node_drains_and_loses_nothing(

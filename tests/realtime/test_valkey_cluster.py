@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from pocdojo.realtime.bus import Bus, cluster_stream_key
 from pocdojo.realtime.peer import CloseCode
 from pocdojo.realtime.rooms import Rooms
 from pocdojo.realtime.sockets import rooms_key
-from tests.conftest import Engines
 from tests.dojo_helpers import Dojo, create_dojo, join, on_node
 from tests.helpers import Account, register, signup, wait_until
 from tests.realtime.jsclient import JsClient, JsFactory, eventually, server_url_of
@@ -46,13 +45,6 @@ def _rooms(client: Client) -> Rooms:
     assert client.app is not None
     rooms: Rooms = client.app[rooms_key]
     return rooms
-
-
-@pytest.fixture
-async def owner_pool(engines: Engines) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(engines.database_url, min_size=1, max_size=2)
-    yield pool
-    await pool.close()
 
 
 async def _stored(pool: asyncpg.Pool, tenant_id: str, dojo: Dojo) -> str:

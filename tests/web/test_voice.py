@@ -241,6 +241,17 @@ def sent_to_recorder(page: Page) -> int:
     return int(recorder["bytesSent"]) if recorder else 0
 
 
+def wait_recorder_hears(page: Page, whose: str) -> None:
+    """Until the page's microphone has sent the recorder peer some audio."""
+    wait_until(
+        page,
+        lambda: sent_to_recorder(page) > 2000,
+        f"{whose} microphone to reach the recorder",
+        lambda: str(stats(page)),
+        seconds=20,
+    )
+
+
 def test_the_host_records_and_the_recording_becomes_ready(site: Site, shots: Path) -> None:
     host, guest, session_id, room = dojo(site)
     host_page = in_room(site, host, room)
@@ -256,24 +267,12 @@ def test_the_host_records_and_the_recording_becomes_ready(site: Site, shots: Pat
             f"started by {host['username']}"
         )
     # In voice while it records: the host's microphone goes to the recorder too.
-    wait_until(
-        host_page,
-        lambda: sent_to_recorder(host_page) > 2000,
-        "the host's microphone to reach the recorder",
-        lambda: str(stats(host_page)),
-        seconds=20,
-    )
+    wait_recorder_hears(host_page, "the host's")
     assert stats(guest_page)["recorder"] is None  # not in voice: nothing to send
 
     # Joining the call while it records starts sending to the recorder as well.
     join_voice(guest_page)
-    wait_until(
-        guest_page,
-        lambda: sent_to_recorder(guest_page) > 2000,
-        "the guest's microphone to reach the recorder",
-        lambda: str(stats(guest_page)),
-        seconds=20,
-    )
+    wait_recorder_hears(guest_page, "the guest's")
     assert_accessible(guest_page, "dojo room, recording")
 
     # Someone who opens the room while it records sees it from the start.
@@ -329,13 +328,7 @@ def test_the_player_shows_the_code_of_the_chosen_second(site: Site, shots: Path)
     guest_page = in_room(site, guest, room)
     join_voice(host_page)
     host_page.get_by_role("button", name="Start recording").click()
-    wait_until(
-        host_page,
-        lambda: sent_to_recorder(host_page) > 2000,
-        "the host's microphone to reach the recorder",
-        lambda: str(stats(host_page)),
-        seconds=20,
-    )
+    wait_recorder_hears(host_page, "the host's")
     _type_two_lines(guest_page, host_page, delay=150)
     host_page.get_by_role("button", name="Stop recording").click()
     expect(host_page.locator(".recording-indicator")).to_have_text("Not recording.")
