@@ -8,9 +8,12 @@ tests share the engines without seeing each other's rows.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
+import sys
+import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,37 @@ from tests.valkey_cluster import ValkeyCluster, valkey_cluster
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+# How long past its own timeout a test may run before the whole session is stopped.
+_WATCHDOG_GRACE = 120.0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None]:
+    """Stop the session, naming the test and dumping every thread's stack, when a test runs
+    far past its timeout: pytest-timeout's signal can be swallowed by an asyncio task (it
+    becomes that task's exception), and a hung test would then hang the run."""
+    marker = item.get_closest_marker("timeout")
+    limit = (
+        float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout"))
+    )
+
+    def stop() -> None:
+        capture = item.config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:  # to the terminal, not to the test's captured output
+            capture.suspend_global_capture(in_=True)
+        sys.stderr.write(f"\n{item.nodeid} ran {limit + _WATCHDOG_GRACE:.0f} s: stopping\n")
+        faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        sys.stderr.flush()
+        os._exit(70)
+
+    watchdog = threading.Timer(limit + _WATCHDOG_GRACE, stop)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
 
 
 class AppServer(TestServer):

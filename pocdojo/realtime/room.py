@@ -188,6 +188,7 @@ class Room:
         self.max_document_bytes = max_document_bytes
         self._publish = publish
         self.idle_task: asyncio.Task[None] | None = None
+        self.unload_failures = 0  # unloads that failed in a row (PostgreSQL unreachable)
         self.on_update: Callable[[int], None] | None = None
         self.on_sent: Callable[[int, float | None], None] | None = None
         # pycrdt panicked on its document: the room is being dropped (``Rooms.drop_poisoned``).

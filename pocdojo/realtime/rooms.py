@@ -45,6 +45,8 @@ _ONLINE_TTL = 45.0
 # held by one node costs Redis nothing per flush.
 HELLO_INTERVAL = 5.0
 _OTHERS_TTL = 3 * HELLO_INTERVAL
+# A room whose unload failed is tried again after 1, 2, 4 ... seconds, at most this many.
+_UNLOAD_RETRY_MAX = 60.0
 
 # Takes a place among a user's sockets (KEYS[1]) unless ARGV[3] are taken: drops the lapsed
 # (score before ARGV[1]), then adds ARGV[4] lapsing at ARGV[2]; the key expires after ARGV[5].
@@ -154,6 +156,7 @@ class Rooms:
         self._claim = register_script(redis, _CLAIM)
         self._unloading: set[asyncio.Task[Any]] = set()
         self._closing: dict[UUID, asyncio.Future[None]] = {}
+        self._stopping = False  # no idle timer is armed once the node stops
         self._last_history = time.monotonic()
         self._background: set[asyncio.Task[None]] = set()
         self._turns: dict[UUID, asyncio.Task[None]] = {}  # randori turn timers, per room
@@ -170,6 +173,9 @@ class Rooms:
         A room that cannot be stored is logged and passed over: the others are still stored,
         and the node still stops.
         """
+        self._stopping = True
+        for room in self.rooms.values():
+            self._cancel_idle(room)
         await self._presence.stop()
         await self._hello.stop()
         await self._flusher.stop()
@@ -259,17 +265,29 @@ class Rooms:
         return room
 
     def release(self, room: Room) -> None:
-        """A socket left; unload the room after a while if nobody is left."""
-        if room.empty and room.idle_task is None and self.rooms.get(room.session_id) is room:
-            room.idle_task = asyncio.create_task(self._unload_when_idle(room))
+        """A socket left; unload the room after a while if nobody is left.
+
+        After a failed unload (PostgreSQL unreachable) the room waits longer each time, up
+        to a minute, so that rooms retrying at once do not flood the log and the database.
+        """
+        if (
+            room.empty
+            and room.idle_task is None
+            and not self._stopping
+            and self.rooms.get(room.session_id) is room
+        ):
+            delay = self.settings.idle_unload
+            if room.unload_failures:
+                delay = max(delay, min(_UNLOAD_RETRY_MAX, 2.0 ** (room.unload_failures - 1)))
+            room.idle_task = asyncio.create_task(self._unload_when_idle(room, delay))
 
     def _cancel_idle(self, room: Room) -> None:
         if room.idle_task is not None:
             room.idle_task.cancel()
             room.idle_task = None
 
-    async def _unload_when_idle(self, room: Room) -> None:
-        await asyncio.sleep(self.settings.idle_unload)
+    async def _unload_when_idle(self, room: Room, delay: float) -> None:
+        await asyncio.sleep(delay)
         room.idle_task = None
         if room.empty:
             task = asyncio.current_task()
@@ -290,7 +308,13 @@ class Rooms:
             log.exception("room unload failed", session=str(room.session_id))
 
     async def unload(self, room: Room, *, reason: str) -> None:
-        """Persist everything, fold the log into a snapshot, record the code, forget it."""
+        """Persist everything, fold the log into a snapshot, record the code, forget it.
+
+        One unload of a room runs at a time: another one under way (an idle timer's while
+        the node stops, or the host ends the session) is waited for first.
+        """
+        while (other := self._closing.get(room.session_id)) is not None:
+            await asyncio.shield(other)
         if self.rooms.get(room.session_id) is not room:
             return
         self._cancel_idle(room)
@@ -306,6 +330,7 @@ class Rooms:
                 # (others' updates not yet announced stored) is stored now.
                 await document.compact(self.pool, room.tenant_id, room.session_id, room.document)
             except Exception:
+                room.unload_failures += 1
                 self.release(room)  # still loaded: its idle timer again, if it stays empty
                 raise
             del self.rooms[room.session_id]
@@ -317,7 +342,8 @@ class Rooms:
             except Exception:  # the document is stored; only this history row is missing
                 log.exception("recording the code's history failed", session=str(room.session_id))
         finally:
-            del self._closing[room.session_id]
+            if self._closing.get(room.session_id) is done:
+                del self._closing[room.session_id]
             done.set_result(None)
         log.info("room unloaded", session=str(room.session_id))
 
