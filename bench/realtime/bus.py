@@ -29,8 +29,13 @@ embedded one ``load.py`` uses, a fresh tenant each configuration. The nodes run 
 ``pocdojo/`` taken at the start (``--no-snapshot``: the checkout), so that edits made to the
 checkout meanwhile do not change the code between configurations.
 
+``--baseline REV`` also runs each configuration on ``pocdojo/`` as it is at git revision REV
+(``config@REV``), alternated with the current code, and reports current / baseline: a change
+measured before and after in the same run.
+
     .venv/bin/python bench/realtime/bus.py                      # 20 x 6, 2 edits/s, 15 s
     .venv/bin/python bench/realtime/bus.py --repeat 3 --json bus.json
+    .venv/bin/python bench/realtime/bus.py --configs single --baseline HEAD~1 --repeat 3
 
 Everything runs on 127.0.0.1; every process is stopped at the end, also on Ctrl-C or SIGTERM.
 """
@@ -102,6 +107,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--snapshot", action=argparse.BooleanOptionalAction, default=True,
         help="run the nodes on a copy of pocdojo/ taken at the start (kept under --data-dir): "
         "edits to the checkout during the run change nothing",
+    )  # fmt: skip
+    parser.add_argument(
+        "--baseline", metavar="REV",
+        help="also run each configuration on pocdojo/ at this git revision, alternated",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--seed", type=int, default=1)
@@ -272,6 +281,18 @@ def code_snapshot(dest: Path | None) -> Iterator[dict[str, str]]:
     yield {"PYTHONPATH": str(dest)}
 
 
+def code_at(rev: str, dest: Path) -> dict[str, str]:
+    """The environment that makes the nodes run ``pocdojo/`` as it is at git revision ``rev``,
+    extracted under ``dest``."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "pocdojo"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    log(f"baseline: pocdojo/ at {rev} in {dest / 'pocdojo'}")
+    return {"PYTHONPATH": str(dest)}
+
+
 def _cluster_processes(cluster: ValkeyCluster) -> tuple[list[int], list[int], list[int]]:
     """The cluster's primaries' ports, and the pids of its primaries and of its replicas."""
     ports, primaries, replicas = [], [], []
@@ -359,7 +380,7 @@ def run_config(
     with contextlib.ExitStack() as stack:
         _flush(urls.redis)
         extra = dict(code_env)
-        if config == "cluster":
+        if config.partition("@")[0] == "cluster":
             log(f"{name}: starting a Valkey cluster of {args.primaries} primaries + replicas")
             workdir = base / "valkey-cluster"
             stack.callback(shutil.rmtree, workdir, True)
@@ -475,7 +496,15 @@ _COLUMNS: list[tuple[str, int, str, Callable[[Run], float]]] = [
     ("Redis CPU s", 12, ".2f", lambda r: r.redis_cpu_s),
     ("Redis cmd/s", 12, ".0f", lambda r: r.redis_commands_per_s),
     ("client%", 8, ".0f", lambda r: r.client_pct),
+    ("rows/edit", 10, ".2f", lambda r: _rows_per_edit(r)),
 ]
+
+
+def _rows_per_edit(run: Run) -> float:
+    """Rows PostgreSQL logged in the window per edit sent in it."""
+    logged = run.result.engine_counters.get("pg_updates_logged")
+    sent = run.result.sent_window
+    return logged / sent if logged is not None and sent else float("nan")
 
 
 def _median(values: Sequence[float]) -> float:
@@ -523,13 +552,13 @@ def report(runs: list[Run], args: argparse.Namespace, rev: str) -> str:
         "",
     ]
     head = "".join(f"{heading:>{width}}" for heading, width, _, _ in _COLUMNS)
-    header = f"{'config':<10}{'run':>4}{'conns ok/fail/drop':>20}{head}"
+    header = f"{'config':<18}{'run':>4}{'conns ok/fail/drop':>20}{head}"
     lines += [header, "-" * len(header)]
     for r in runs:
         res = r.result
         conns = f"{res.connected}/{res.failed}/{res.dropped}"
         cells = _cells([value(r) for _, _, _, value in _COLUMNS])
-        lines.append(f"{r.config:<10}{r.repeat + 1:>4}{conns:>20}{cells}")
+        lines.append(f"{r.config:<18}{r.repeat + 1:>4}{conns:>20}{cells}")
     lines.append("")
     for r in runs:
         res = r.result
@@ -580,14 +609,15 @@ def report(runs: list[Run], args: argparse.Namespace, rev: str) -> str:
     table = {config: medians(runs, config) for config in configs}
     for config, values in table.items():
         count = sum(1 for r in runs if r.config == config)
-        lines.append(f"{config:<10}{count:>4}{'':>20}{_cells(list(values.values()))}")
-    if "single" in table and "cluster" in table:
-        single, clustered = table["single"], table["cluster"]
+        lines.append(f"{config:<18}{count:>4}{'':>20}{_cells(list(values.values()))}")
+    pairs = [("cluster", "single")] if "single" in table and "cluster" in table else []
+    pairs += [(c, f"{c}@{args.baseline}") for c in CONFIGS if f"{c}@{args.baseline}" in table]
+    for top, bottom in pairs:
         ratios = "".join(
-            f"{_ratio(clustered[heading], single[heading]):>{width}}"
+            f"{_ratio(table[top][heading], table[bottom][heading]):>{width}}"
             for heading, width, _, _ in _COLUMNS
         )
-        lines.append(f"{'cluster / single':<34}{ratios}")
+        lines.append(f"{f'{top} / {bottom}':<42}{ratios}")
     return "\n".join(lines)
 
 
@@ -610,10 +640,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         engines(args.data_dir / "engines") as urls,
         no_snapshots(urls.redis),
     ):
-        for repeat in range(args.repeat):
+        envs = {config: code_env for config in args.configs}
+        if args.baseline:
+            base_env = code_at(args.baseline, (args.data_dir / "bus" / tag / "baseline").resolve())
             for config in args.configs:
+                envs[f"{config}@{args.baseline}"] = base_env
+        args.configs = list(envs)
+        for repeat in range(args.repeat):
+            for config, env in envs.items():
                 log(f"{config} {repeat + 1}/{args.repeat}: load avg {load_average()}")
-                run = run_config(config, repeat, urls, args, tag, code_env)
+                run = run_config(config, repeat, urls, args, tag, env)
                 runs.append(run)
                 res = run.result
                 log(
