@@ -18,6 +18,8 @@ Yjs knows, and no byte left over.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 MAX_CLOCK = 2**32 - 1  # yrs keeps clocks in 32 bits
 MAX_DEPTH = 128  # arrays and maps within a value (yrs's JSON reader stops at this depth too)
@@ -159,6 +161,59 @@ def check_update(update: bytes) -> list[tuple[int, int]]:
     return types
 
 
+Range = tuple[int, int, int]  # a client's clocks, first to end (excluded)
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """Which ids a v1 update adds, and which it needs present to be integrated whole."""
+
+    adds: dict[int, tuple[int, int]]  # per client: its first clock, and the end (excluded)
+    # Its origins, the items holding its parents, what it deletes, and for every client it
+    # adds to, that client's clocks before (Yjs integrates a client's structs without gaps).
+    needs: list[Range]
+
+    def needed_by(self, needs: list[Range]) -> bool:
+        """Whether it adds any id of ``needs``."""
+        adds = self.adds
+        for client, first, end in needs:
+            added = adds.get(client)
+            if added is not None and first < added[1] and added[0] < end:
+                return True
+        return False
+
+
+def footprint(update: bytes) -> Footprint:
+    """What ``update`` adds and refers to (read as ``check_update`` reads it; the update was
+    checked before). A gap in the middle of a client's structs (a skip) is counted as added
+    and as needed, which errs on the side of writing an update that was not needed."""
+    reader = Reader(update)
+    adds: dict[int, tuple[int, int]] = {}
+    needs: list[Range] = []
+    for _ in range(reader.var_uint()):
+        structs = reader.var_uint()
+        client = reader.var_uint()
+        first = clock = reader.var_uint()
+        if first:
+            needs.append((client, 0, first))
+        for _ in range(structs):
+            skip = reader.pos < len(reader.data) and reader.data[reader.pos] & _KIND == _SKIP
+            length = max(_struct(reader, needs), 1)
+            if skip:
+                needs.append((client, clock, clock + length))
+            clock += length
+        earlier = adds.get(client)
+        adds[client] = (
+            (first, clock) if earlier is None else (min(earlier[0], first), max(earlier[1], clock))
+        )
+    for _ in range(reader.var_uint()):
+        client = reader.var_uint()
+        for _ in range(reader.var_uint()):
+            clock = reader.var_uint()
+            needs.append((client, clock, clock + reader.var_uint()))
+    return Footprint(adds, needs)
+
+
 def struct_starts(update: bytes) -> dict[int, int]:
     """The first clock of each client's structs in a v1 update (read as ``check_update``
     reads it; the update was checked before)."""
@@ -173,23 +228,24 @@ def struct_starts(update: bytes) -> dict[int, int]:
     return starts
 
 
-def _struct(reader: Reader) -> int:
+def _struct(reader: Reader, refs: list[Range] | None = None) -> int:
     """Read one struct; returns its length in clock ticks, or -1 for an item holding a type
-    (one tick long)."""
+    (one tick long). The ids it refers to (its origins, the item holding its parent) are
+    added to ``refs`` if given."""
     info = reader.u8()
     kind = info & _KIND
     if kind in (_GC, _SKIP):
         return reader.var_uint()
     if info & _ORIGIN:
-        _id(reader)
+        _id(reader, refs)
     if info & _RIGHT_ORIGIN:
-        _id(reader)
+        _id(reader, refs)
     if not info & (_ORIGIN | _RIGHT_ORIGIN):
         parent_named = reader.var_uint()
         if parent_named == 1:
             reader.var_string()  # a root type, by name
         elif parent_named == 0:
-            _id(reader)  # the item holding the parent type
+            _id(reader, refs)  # the item holding the parent type
         else:
             raise Malformed("an unknown parent kind")
         if info & _PARENT_SUB:
@@ -197,10 +253,13 @@ def _struct(reader: Reader) -> int:
     return _content(reader, kind)
 
 
-def _id(reader: Reader) -> None:
-    reader.var_uint()  # the client
-    if reader.var_uint() > MAX_CLOCK:
+def _id(reader: Reader, refs: list[Range] | None) -> None:
+    client = reader.var_uint()
+    clock = reader.var_uint()
+    if clock > MAX_CLOCK:
         raise Malformed("a clock past 32 bits")
+    if refs is not None:
+        refs.append((client, clock, clock + 1))
 
 
 def _content(reader: Reader, kind: int) -> int:

@@ -11,6 +11,7 @@ joiner at once. Each socket is a ``peer.Peer``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import time
@@ -34,6 +35,7 @@ from pycrdt import (
     write_message,
 )
 
+from pocdojo.crdt import wire
 from pocdojo.crdt.document import CODE, EMPTY_UPDATE, Document, TooManyTypes
 from pocdojo.crdt.wire import Malformed
 from pocdojo.realtime import frames
@@ -45,6 +47,11 @@ log = structlog.get_logger(__name__)
 
 _SYNC_STEP2_PREFIX = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
 _AWARENESS = bytes([YMessageType.AWARENESS])
+_ARRIVALS = itertools.count()
+# Past this many remote updates kept, or local bytes to write, a flush writes every remote
+# update kept before its local ones rather than work out which they need.
+_NEEDS_MAX_REMOTE = 512
+_NEEDS_MAX_LOCAL_BYTES = 256 * 1024
 
 
 @dataclass(eq=False)
@@ -65,6 +72,20 @@ class Remote:
     # recording's code timeline with the update, whichever node stores it.
     recording: UUID | None = None
     at: float = 0.0
+    # Its place among the remote updates this process received, in the order they arrived.
+    order: int = field(default_factory=lambda: next(_ARRIVALS))
+    _footprint: wire.Footprint | bool = field(default=False, repr=False)
+
+    @property
+    def footprint(self) -> wire.Footprint | None:
+        """What it adds and needs (read once, when first asked); None if it cannot be read
+        (accepted before the strict reader existed)."""
+        if self._footprint is False:
+            try:
+                self._footprint = wire.footprint(self.update)
+            except Malformed:
+                self._footprint = True
+        return self._footprint if isinstance(self._footprint, wire.Footprint) else None
 
 
 class Local(NamedTuple):
@@ -507,37 +528,39 @@ class Room:
     def take_writes(self, now: float, grace: float) -> Writes:
         """What the next flush writes, in an order any Yjs reads the same way.
 
-        With local updates to write, every remote update not yet announced stored goes
-        first: a local update may depend on any of them (its client saw them here), and a
-        log holding an update without what it depends on reads differently in Yjs (which
-        holds it back) and pycrdt (which applies that client's later updates past the gap).
-        Without local updates, the remote ones that waited ``grace`` seconds (their node died)
-        go: the oldest, so again nothing without what it depends on.
+        With local updates to write, the remote updates not yet announced stored that they
+        need go first: those adding an id a local update refers to (an item it inserts
+        beside, the item holding its parent, one it deletes, its client's earlier clocks),
+        then those these need in turn. A log holding an update without what it needs reads
+        differently in Yjs (which holds it back) and pycrdt (which applies that client's later
+        updates past the gap). The other remote updates are left to their own node, which
+        writes and announces them; as without local updates, those that waited ``grace``
+        seconds (their node died) go too, the oldest first.
 
         A remote update all of which still waits for a dependency this node lacks (lost from
         the stream when Redis restarted, say) stays: written now, the log would hold it
         without what it depends on until its own node stores that. Nothing local depends on
         it (no client could build on what is not integrated); it goes once its dependency
-        arrives. One that brought anything integrated goes now: a local update may depend on
-        that part.
+        arrives. One that brought anything integrated goes when due: a local update may
+        depend on that part.
         """
         local, self.unsaved = self.unsaved, []
         since, self.unsaved_since = self.unsaved_since, None
         states, self.timeline_states = self.timeline_states, []
         if not self.remote:
             return Writes([], local, since, states)
+        ready = 0
+        while ready < len(self.remote) and self.remote[ready].arrived <= now - grace:
+            ready += 1
         if local:
-            due, self.remote = self.remote, []
+            due, self.remote = _needed(local, self.remote, ready)
         else:
-            ready = 0
-            while ready < len(self.remote) and self.remote[ready].arrived <= now - grace:
-                ready += 1
             due, self.remote = self.remote[:ready], self.remote[ready:]
         if due and self.document.held is not None:
             waiting = [r for r in due if self.document.waits(r.update)]
             if waiting:
                 due = [r for r in due if r not in waiting]
-                self.remote[:0] = waiting
+                self.remote = _in_order(self.remote, waiting)
         if due:
             since = due[0].arrived if since is None else min(since, due[0].arrived)
         return Writes(due, local, since, states)
@@ -547,7 +570,7 @@ class Room:
         self.unsaved[:0] = writes.local
         if writes.local:
             self.unsaved_since = writes.since
-        self.remote[:0] = writes.remote
+        self.remote = _in_order(writes.remote, self.remote)
         self.timeline_states[:0] = writes.states
 
     # --- event sockets ---------------------------------------------------------------------
@@ -629,3 +652,41 @@ def is_panic(exc: BaseException) -> bool:
         cls.__name__ == "PanicException" and cls.__module__ == "pyo3_runtime"
         for cls in type(exc).__mro__
     )
+
+
+def _in_order(*lists: list[Remote]) -> list[Remote]:
+    """The remote updates of ``lists`` in the order they arrived."""
+    return sorted(itertools.chain(*lists), key=lambda r: r.order)
+
+
+def _needed(
+    local: list[Local], remote: list[Remote], aged: int
+) -> tuple[list[Remote], list[Remote]]:
+    """Which of ``remote`` (in arrival order; the first ``aged`` waited the grace period) go
+    before ``local`` in the log, and which stay: see ``Room.take_writes``."""
+    if (
+        len(remote) > _NEEDS_MAX_REMOTE
+        or sum(len(u.update) for u in local) > _NEEDS_MAX_LOCAL_BYTES
+    ):
+        return remote, []
+    prints = [r.footprint for r in remote]
+    known = [p for p in prints if p is not None]
+    if len(known) < len(prints):
+        return remote, []
+    taken = [i < aged for i in range(len(remote))]
+    wanted: list[wire.Range] = [n for p in known[:aged] for n in p.needs]
+    for update in local:
+        try:
+            wanted += wire.footprint(update.update).needs
+        except Malformed:  # not read alike by every Yjs: accepted before the strict reader
+            return remote, []
+    while wanted:
+        found: list[wire.Range] = []
+        for i, p in enumerate(known):
+            if not taken[i] and p.needed_by(wanted):
+                taken[i] = True
+                found += p.needs
+        wanted = found
+    due = [r for i, r in enumerate(remote) if taken[i]]
+    kept = [r for i, r in enumerate(remote) if not taken[i]]
+    return due, kept

@@ -10,10 +10,14 @@ holding an update without its dependency, which Yjs and pycrdt read differently.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pycrdt import Doc, Text, merge_updates
 
+from pocdojo.crdt import wire
 from pocdojo.crdt.document import Document, new_doc
 from pocdojo.realtime.bus import _coalesce, range_tag
 from pocdojo.realtime.room import Room
@@ -100,3 +104,191 @@ def test_an_update_partly_integrated_is_written_at_once() -> None:
     writes = room.take_writes(now=1e12, grace=0.0)
     assert writes.rows() == [merge_updates(first, third)]
     assert room.remote == []
+
+
+# --- with local updates: only the remote ones they need -------------------------------------
+
+
+class _Client:
+    """A Yjs client of one room: it holds what the room holds, and its edits go to the room
+    as accepted local updates."""
+
+    def __init__(self, room: Room, client_id: int) -> None:
+        self.room = room
+        self.doc: Doc[Any] = Doc(client_id=client_id)
+        self.text = self.doc.get("code", type=Text)
+
+    def edit(self, change: Callable[[Text], None]) -> bytes:
+        self.doc.apply_update(self.room.document.encode(self.doc.get_state()))
+        made: list[bytes] = []
+        watch = self.doc.observe(lambda event: made.append(event.update))
+        change(self.text)
+        self.doc.unobserve(watch)
+        (update,) = made
+        self.room.document.apply(update)
+        self.room._log(update)
+        return update
+
+
+def _typed_elsewhere(room: Room, pieces: list[tuple[int, str]]) -> list[bytes]:
+    """Updates another node's client made, each inserting a piece at an index, as they
+    reach ``room``."""
+    doc: Doc[Any] = Doc(client_id=7)
+    text = doc.get("code", type=Text)
+    doc.apply_update(room.document.encode())
+    updates: list[bytes] = []
+    watch = doc.observe(lambda event: updates.append(event.update))
+    for index, piece in pieces:
+        text.insert(index, piece)
+    doc.unobserve(watch)
+    for number, update in enumerate(updates, 1):
+        room.apply_remote_update(update, range_tag("far", number, number))
+    return updates
+
+
+def test_a_local_update_is_written_after_only_the_remote_updates_it_needs() -> None:
+    room = _room()
+    first, second, third = _typed_elsewhere(room, [(0, "far;"), (4, "more;"), (9, "end;")])
+    # Typed at the very start: beside the first remote piece only.
+    start = _Client(room, client_id=1).edit(lambda text: text.insert(0, "start;"))
+    writes = room.take_writes(now=0.0, grace=60.0)
+    assert writes.rows() == [first, start]
+    assert writes.markers(room.origin) == [f"{room.origin}:1:1".encode(), b"far:1:1"]
+    assert [r.update for r in room.remote] == [second, third]  # left to their own node
+    # Typed after the last piece: that one, and the one before it (its client's clock).
+    end = _Client(room, client_id=1).edit(lambda text: text.insert(len(text), "tail;"))
+    assert room.take_writes(now=0.0, grace=60.0).rows() == [second, third, end]
+    assert room.remote == []
+
+
+def test_a_local_update_deleting_remote_text_is_written_after_it() -> None:
+    room = _room()
+    first, second = _typed_elsewhere(room, [(0, "keep;"), (5, "drop;")])
+    cut = _Client(room, client_id=1).edit(lambda text: text.__delitem__(slice(5, 10)))
+    assert room.take_writes(now=0.0, grace=60.0).rows() == [first, second, cut]
+
+
+def test_remote_updates_that_waited_the_grace_go_with_the_local_ones() -> None:
+    room = _room()
+    first, second = _typed_elsewhere(room, [(0, "a;"), (0, "b;")])
+    room.remote[0].arrived = 0.0  # the first waited; the second came just now
+    room.remote[1].arrived = 100.0
+    mine = _Client(room, client_id=1).edit(lambda text: text.insert(len(text), "c;"))
+    # "c;" goes after "a;" (the last character), which the first update added.
+    assert room.take_writes(now=100.0, grace=60.0).rows() == [first, mine]
+    assert [r.update for r in room.remote] == [second]
+
+
+def test_a_failed_flush_puts_back_what_it_took_in_the_order_it_arrived() -> None:
+    room = _room()
+    first, second, third = _typed_elsewhere(room, [(0, "a;"), (2, "b;"), (4, "c;")])
+    _Client(room, client_id=1).edit(lambda text: text.insert(0, "start;"))
+    writes = room.take_writes(now=0.0, grace=60.0)
+    assert [r.update for r in writes.remote] == [first]
+    room.restore(writes)
+    assert [r.update for r in room.remote] == [first, second, third]
+    assert len(room.unsaved) == 1
+
+
+class _Node:
+    """A room on a node of its own, with one client, a bus to the other node and a log."""
+
+    def __init__(self, name: str, client_id: int, log: list[bytes]) -> None:
+        self.outbox: list[tuple[bytes, bytes, bytes]] = []
+        self.room = Room(
+            uuid.uuid4(),
+            uuid.uuid4(),
+            Document(new_doc()),
+            publish=lambda kind, data, tag: self.outbox.append((kind, data, tag)),
+            max_document_bytes=1 << 20,
+        )
+        self.room.origin = name
+        self.client = _Client(self.room, client_id)
+        self.log = log
+
+    def flush(self, other: _Node, *, late: bool = False) -> None:
+        """Write what is due; ``late``: every remote update has waited the grace period."""
+        writes = self.room.take_writes(now=1e12 if late else 0.0, grace=60.0)
+        self.log.extend(writes.rows())
+        for marker in writes.markers(self.room.origin):
+            self.room.stored(marker)
+            other.room.stored(marker)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_log_never_holds_an_update_without_what_it_needs(data: st.DataObject) -> None:
+    """Two nodes' clients edit one document anywhere, as fast as they like; each node's
+    flush writes its own updates and the remote ones they need. After every flush, the log
+    read from the start holds nothing back; at the end it reads as the live document."""
+    log: list[bytes] = []
+    nodes = (_Node("a", 1, log), _Node("b", 2, log))
+    for _ in range(data.draw(st.integers(10, 60))):
+        side = data.draw(st.integers(0, 1))
+        node, other = nodes[side], nodes[1 - side]
+        step = data.draw(st.sampled_from(["insert", "insert", "delete", "deliver", "flush"]))
+        if step == "insert":
+            at = data.draw(st.integers(0, 10_000))
+            piece = data.draw(st.sampled_from(["x", "yz", ";", "\n"]))
+
+            def insert(text: Text, at: int = at, piece: str = piece) -> None:
+                text.insert(at % (len(text) + 1), piece)
+
+            node.client.edit(insert)
+        elif step == "delete":
+            at, span = data.draw(st.integers(0, 10_000)), data.draw(st.integers(1, 3))
+
+            def delete(text: Text, at: int = at, span: int = span) -> None:
+                if len(text):
+                    start = at % len(text)
+                    del text[start : min(len(text), start + span)]
+
+            if len(node.room.code()):
+                node.client.edit(delete)
+        elif step == "deliver":  # some of what the node published reaches the other
+            count = data.draw(st.integers(1, max(1, len(node.outbox))))
+            for _, update, tag in node.outbox[:count]:
+                other.room.apply_remote_update(update, tag)
+            del node.outbox[:count]
+        else:
+            node.flush(other)
+            replay = Document(new_doc())
+            for row in log:
+                replay.apply(row)
+            assert replay.held is None, "the log holds an update without what it needs"
+    for node, other in (nodes, nodes[::-1]):
+        for _, update, tag in node.outbox:
+            other.room.apply_remote_update(update, tag)
+        node.outbox.clear()
+    for node, other in (nodes, nodes[::-1], nodes):
+        node.flush(other, late=True)
+    assert all(not n.room.unsaved and not n.room.remote for n in nodes)
+    replay = Document(new_doc())
+    for row in log:
+        replay.apply(row)
+    assert replay.held is None
+    assert replay.code() == nodes[0].room.code() == nodes[1].room.code()
+
+
+def test_a_footprint_counts_clocks_as_yjs_does() -> None:
+    """Clocks count UTF-16 code units: an emoji is two, an accented letter one."""
+    doc: Doc[Any] = Doc(client_id=5)
+    text = doc.get("code", type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    for piece in ["é", "😀", "ab"]:
+        text += piece
+    print_ = [wire.footprint(u) for u in updates]
+    assert [p.adds[5] for p in print_] == [(0, 1), (1, 3), (3, 5)]
+    # Each goes after the last one's last unit, and needs that client's clocks before it.
+    assert print_[2].needs == [(5, 0, 3), (5, 2, 3)]
+
+
+def test_a_footprint_needs_what_an_update_deletes() -> None:
+    doc: Doc[Any] = Doc(client_id=5)
+    text = doc.get("code", type=Text)
+    text += "abc"
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    del text[1:2]
+    assert wire.footprint(updates[0]) == wire.Footprint({}, [(5, 1, 2)])
