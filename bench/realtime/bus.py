@@ -600,9 +600,10 @@ def report(runs: list[Run], args: argparse.Namespace, rev: str) -> str:
             + (", ".join(f"{k} {v}" for k, v in sorted(r.log_levels.items())) or "none")
         )
         lines.append(f"  {r.config} {r.repeat + 1}: " + "; ".join(notes))
-    codes = sorted({r.code for r in runs})
-    if len(codes) > 1:
-        lines.append(f"  NOTE: pocdojo/ changed during the run ({', '.join(codes)})")
+    for config in dict.fromkeys(r.config for r in runs):
+        codes = sorted({r.code for r in runs if r.config == config})
+        if len(codes) > 1:
+            lines.append(f"  NOTE: {config}'s pocdojo/ changed during the run ({', '.join(codes)})")
     configs = [c for c in args.configs if any(r.config == c for r in runs)]
     lines += ["", f"Medians over {args.repeat} run(s):", header.replace("run", "   ", 1)]
     lines.append("-" * len(header))

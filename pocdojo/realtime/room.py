@@ -163,9 +163,9 @@ class Room:
     Durability: every update this room accepts from a socket is numbered, published for the
     other nodes, and written by the next flush, which then announces the numbers it stored.
     Updates from other nodes are kept (``remote``) until announced stored. A flush that
-    writes local updates writes the remote ones kept before them, so the log never holds an
-    update without what it depends on; a room with nothing of its own to write writes them
-    once they waited a grace period (their node died). Whichever room stores an update first,
+    writes local updates writes before them the kept ones they need, so the log never holds
+    an update without what it depends on; the others are written once they waited a grace
+    period (their node died). Whichever room stores an update first,
     the others (its own room included) forget it when they read the announcement.
     """
 

@@ -3,9 +3,9 @@
 Durability: an update accepted from a socket here is applied, fanned out, published to the
 room's stream, and written to PostgreSQL by the next flush, at most ``persist_interval``
 seconds later (0.2 s by default). Every node holding the room keeps the updates other nodes
-published until one announces them stored, and writes them before its own (which may depend
-on them); with nothing of its own to write, it writes them after ``store_grace`` seconds
-(their node died). So an update any node or stream holds reaches PostgreSQL within about
+published until one announces them stored, and writes before its own those they depend on
+(``Room.take_writes``); it writes the others after ``store_grace`` seconds (their node
+died). So an update any node or stream holds reaches PostgreSQL within about
 ``store_grace + persist_interval`` seconds even when the node that accepted it died at once;
 one that only the dead node and its clients held comes back when those clients reconnect.
 """
