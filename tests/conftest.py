@@ -8,7 +8,9 @@ tests share the engines without seeing each other's rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
+import gc
 import os
 import sys
 import threading
@@ -56,6 +58,11 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None]:
             capture.suspend_global_capture(in_=True)
         sys.stderr.write(f"\n{item.nodeid} ran {limit + _WATCHDOG_GRACE:.0f} s: stopping\n")
         faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        with contextlib.suppress(Exception):  # the running loop's tasks, where each waits
+            for loop in (o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)):
+                if loop.is_running():
+                    for task in list(asyncio.all_tasks(loop)):
+                        task.print_stack(limit=6, file=sys.stderr)
         sys.stderr.flush()
         os._exit(70)
 
