@@ -186,6 +186,7 @@ class Peer:
     limits: Limits
     login_session_id: UUID | None = None  # what the socket's token was issued under
     in_voice: bool = False  # an events socket that put its user in the voice call
+    voice_elsewhere: bool = False  # ... whose call another socket of the user took over
     peer_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     awareness_ids: set[int] = field(default_factory=set)
     _queue: asyncio.Queue[tuple[bytes | str | _Later, float]] = field(init=False)

@@ -576,10 +576,25 @@ class Room:
     # --- event sockets ---------------------------------------------------------------------
 
     def broadcast_event(self, text: str, *, to_user: UUID | None = None) -> None:
-        """Deliver a JSON event to this node's event sockets (all, or one user's)."""
+        """Deliver a JSON event to this node's event sockets (all, or one user's: a signal is
+        for the page in the call, so the socket in it if it is here; else those whose call
+        another socket did not take over)."""
+        peers = self.event_peers
+        if to_user is not None:
+            peers = {p for p in peers if p.user_id == to_user}
+            in_call = {p for p in peers if p.in_voice}
+            peers = in_call or {p for p in peers if not p.voice_elsewhere}
+        for peer in peers:
+            peer.send(text)
+
+    def voice_taken_over(self, user_id: UUID, connection: str) -> bool:
+        """``user_id`` is in the call from the socket ``connection`` now: their other sockets
+        here are not. Whether one of them was."""
+        was = False
         for peer in self.event_peers:
-            if to_user is None or peer.user_id == to_user:
-                peer.send(text)
+            if peer.user_id == user_id and peer.peer_id != connection and peer.in_voice:
+                peer.in_voice, peer.voice_elsewhere, was = False, True, True
+        return was
 
     def set_pilot(self, pilot: UUID | None) -> None:
         """Randori's turn changed (None: randori is off): from now on only ``pilot``'s edits

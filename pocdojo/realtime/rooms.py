@@ -30,6 +30,7 @@ from pocdojo.core.db import tenant_tx
 from pocdojo.core.periodic import Periodic
 from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis, register_script
 from pocdojo.crdt import document
+from pocdojo.realtime import voice
 from pocdojo.realtime.bus import Bus
 from pocdojo.realtime.peer import REFUSAL_CODES, REFUSALS, CloseCode, role_in_session
 from pocdojo.realtime.randori import OFF, Rotation
@@ -414,6 +415,23 @@ class Rooms:
             doc = await document.load(self.pool, tenant_id, session_id)
             await self._history_row(tenant_id, session_id, doc.code(), "end")
 
+    async def voice_event(self, room: Room, text: str) -> None:
+        """A ``voice`` event from another node: a user who joined the call from a socket
+        there is no longer in it from their sockets here, nor sending to this node's
+        recorder. Unless the event is older than a join here: events of two nodes arrive in
+        no set order, so Redis, where each join is stored before it is told, decides."""
+        taken = voice.taken_over(text)
+        if taken is None:
+            return
+        user_id, connection = taken
+        here = {p.peer_id for p in room.event_peers if p.user_id == user_id and p.in_voice}
+        if not here - {connection}:
+            return
+        if await voice.connection_of(self.redis, room.session_id, user_id) in here:
+            return  # a socket here joined after: the event is stale
+        if room.voice_taken_over(user_id, connection) and self.recorders is not None:
+            self.background(self.recorders.left(room.session_id, user_id))
+
     # --- recording -------------------------------------------------------------------------
 
     async def recording_changed(
@@ -557,6 +575,7 @@ class Rooms:
             room.apply_remote_awareness(data)
         elif kind == b"e":
             text = data.decode()
+            await self.voice_event(room, text)
             room.broadcast_event(text, to_user=_addressee(text))
         elif kind == b"x" and data == b"end":
             await self._end_local(room.session_id, room.tenant_id)

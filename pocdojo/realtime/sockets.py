@@ -99,6 +99,9 @@ class VoiceIn(_Message):
     in_voice: bool = Field(alias="inVoice")
     muted: bool = False
     speaking: bool = False
+    # Back in the call from a socket whose call another socket of the user took over (a
+    # page joining again); without it, such a socket's updates are late ones, refused.
+    take_over: bool = Field(False, alias="takeOver")
 
 
 class PingIn(_Message):
@@ -314,14 +317,10 @@ async def _serve(
             room.detach(peer)
         else:
             room.event_peers.discard(peer)
-            if peer.in_voice:  # told at once; forgotten in Redis by a task of its own, which
-                # a cancelled handler (a client gone mid-close) cannot stop halfway
-                _emit(rooms, room, voice.LEFT.event(peer.user_id))
-                rooms.background(
-                    voice.store(rooms.redis, room.session_id, peer.user_id, voice.LEFT)
-                )
-                if rooms.recorders is not None:
-                    rooms.background(rooms.recorders.left(room.session_id, peer.user_id))
+            if peer.in_voice:  # by a task of its own, which a cancelled handler (a client
+                # gone mid-close) cannot stop halfway
+                peer.in_voice = False
+                rooms.background(_leave_call(rooms, room, peer))
             await _presence(rooms, room, peer, "left")
         await peer.stop()
         await rooms.mark_offline(room.session_id, member)
@@ -433,11 +432,25 @@ async def _event_messages(request: web.Request, rooms: Rooms, room: Room, peer: 
             if not signals.take():  # speaking flips often: it shares the signals' rate
                 peer.send(_error("rate_limited", "too many voice updates; wait a little"))
                 continue
+            if event.in_voice and peer.voice_elsewhere and not event.take_over:
+                peer.send(_error("voice_elsewhere", "you are in the call from another socket"))
+                continue
+            peer.voice_elsewhere = False
+            if not event.in_voice:
+                if peer.in_voice:  # not when another socket of the user has the call
+                    peer.in_voice = False
+                    await _leave_call(rooms, room, peer)
+                continue
             state = voice.VoiceState(
-                in_voice=event.in_voice, muted=event.muted, speaking=event.speaking
+                in_voice=True,
+                muted=event.muted,
+                speaking=event.speaking,
+                connection=peer.peer_id,
             )
-            peer.in_voice = state.in_voice
-            if not state.in_voice and rooms.recorders is not None:  # leaving hangs up
+            peer.in_voice = True
+            # Taking the call over from another socket here hangs up that socket's recorder
+            # peer (this one sends its own offer).
+            if room.voice_taken_over(peer.user_id, peer.peer_id) and rooms.recorders is not None:
                 await rooms.recorders.left(room.session_id, peer.user_id)
             await voice.store(rooms.redis, room.session_id, peer.user_id, state)
             _emit(rooms, room, state.event(peer.user_id))
@@ -497,6 +510,17 @@ def _emit(rooms: Rooms, room: Room, event: dict[str, Any], to: UUID | None = Non
     rooms.bus.publish(str(room.session_id), b"e", text.encode())
 
 
+async def _leave_call(rooms: Rooms, room: Room, peer: Peer) -> None:
+    """The socket ``peer``, which had its user's call, left it (or closed): unless another
+    socket of the user took the call over meanwhile (on another node, unheard of here yet),
+    the user is out of the call, everyone is told, and their recorder peer hangs up."""
+    if not await voice.leave(rooms.redis, room.session_id, peer.user_id, peer.peer_id):
+        return
+    _emit(rooms, room, voice.LEFT.event(peer.user_id))
+    if rooms.recorders is not None:
+        await rooms.recorders.left(room.session_id, peer.user_id)
+
+
 def _chat_id(message: bytes | str) -> str | None:
     if not isinstance(message, str) or not message.startswith('{"type": "chat"'):
         return None
@@ -515,7 +539,8 @@ async def _welcome(request: web.Request, rooms: Rooms, room: Room, peer: Peer) -
     peer.send(held=False, message=json.dumps({
         "type": "welcome",
         "sessionId": str(room.session_id),
-        "you": {"userId": str(peer.user_id), "username": peer.username, "role": peer.role},
+        "you": {"userId": str(peer.user_id), "username": peer.username, "role": peer.role,
+                "connection": peer.peer_id},
         "participants": [
             {"userId": str(p.user_id), "username": p.username, "role": p.role,
              "online": str(p.user_id) in online}

@@ -5,6 +5,11 @@ state is kept in Redis, one hash per session (``dojo:{id}:voice``: user id -> JS
 socket joining on any node learns it in its welcome; every change is an event to everyone.
 A user's state goes when the events socket that set it closes; one whose node died drops
 out with the node's sockets from "online", which the welcome filters by.
+
+A user is in the call from one events socket at a time (``connection``, in their ``voice``
+events): joining from another tab or device takes the call over. The socket it was on is no
+longer in the call (its closing changes nothing), signals to the user go to the socket in
+the call, and the page that had the call leaves it without saying so (see docs/realtime.md).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis
+from pocdojo.core.redisclient import REDIS_DOWN, AnyRedis, register_script
 
 _TTL = 24 * 3600  # the hash outlives no session by long
 
@@ -28,9 +33,15 @@ class VoiceState(BaseModel):
     in_voice: bool = Field(alias="inVoice")
     muted: bool = False
     speaking: bool = False
+    # The events socket (its peer id) the user is in the call from; None out of the call.
+    connection: str | None = None
 
     def event(self, user_id: UUID) -> dict[str, Any]:
-        return {"type": "voice", "userId": str(user_id), **self.model_dump(by_alias=True)}
+        return {
+            "type": "voice",
+            "userId": str(user_id),
+            **self.model_dump(by_alias=True, exclude_none=True),
+        }
 
 
 LEFT = VoiceState(in_voice=False)
@@ -40,17 +51,45 @@ def _key(session_id: UUID) -> str:
     return f"dojo:{session_id}:voice"
 
 
+# Forgets a user's state (KEYS[1], field ARGV[1]) if the socket ARGV[2] set it; 1 if it did.
+_LEAVE = """
+local state = redis.call('HGET', KEYS[1], ARGV[1])
+if state and string.find(state, '"connection":"' .. ARGV[2] .. '"', 1, true) then
+    return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
 async def store(redis: AnyRedis, session_id: UUID, user_id: UUID, state: VoiceState) -> None:
-    """Keep a user's state (forget it once they leave the call). Redis being down loses
-    it for later joiners only; the event still goes out."""
+    """Keep the state of a user in the call. Redis being down loses it for later joiners
+    only; the event still goes out."""
     with contextlib.suppress(*REDIS_DOWN):
-        if state.in_voice:
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.hset(_key(session_id), str(user_id), state.model_dump_json(by_alias=True))
-                pipe.expire(_key(session_id), _TTL)
-                await pipe.execute()
-        else:
-            await cast(Awaitable[int], redis.hdel(_key(session_id), str(user_id)))
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hset(_key(session_id), str(user_id), state.model_dump_json(by_alias=True))
+            pipe.expire(_key(session_id), _TTL)
+            await pipe.execute()
+
+
+async def leave(redis: AnyRedis, session_id: UUID, user_id: UUID, connection: str) -> bool:
+    """Forget a user's state if the socket ``connection`` set it; whether the user left the
+    call (not if another socket of theirs took it over meanwhile, on any node). With Redis
+    down, the user is taken to have left."""
+    try:
+        script = register_script(redis, _LEAVE)
+        return bool(await script(keys=[_key(session_id)], args=[str(user_id), connection]))
+    except REDIS_DOWN:
+        return True
+
+
+async def connection_of(redis: AnyRedis, session_id: UUID, user_id: UUID) -> str | None:
+    """The socket a user is in the call from, as Redis has it (None: not in the call, or
+    Redis down)."""
+    try:
+        raw = await cast(Awaitable[bytes | None], redis.hget(_key(session_id), str(user_id)))
+    except REDIS_DOWN:
+        return None
+    return None if raw is None else VoiceState.model_validate(json.loads(raw)).connection
 
 
 async def in_call(redis: AnyRedis, session_id: UUID, online: set[str]) -> list[dict[str, Any]]:
@@ -66,3 +105,15 @@ async def in_call(redis: AnyRedis, session_id: UUID, online: set[str]) -> list[d
             state = VoiceState.model_validate(json.loads(raw))
             states.append(state.event(UUID(user_id)))
     return states
+
+
+def taken_over(text: str) -> tuple[UUID, str] | None:
+    """The user and the socket of a ``voice`` event (JSON text) that puts a user in the call,
+    or None for any other event."""
+    if not text.startswith('{"type": "voice"'):
+        return None
+    event = json.loads(text)
+    connection = event.get("connection")
+    if not event.get("inVoice") or not isinstance(connection, str):
+        return None
+    return UUID(event["userId"]), connection

@@ -134,6 +134,9 @@ async def test_welcome_comes_first_and_describes_the_session(
     assert hello["recording"] is None
     assert hello["randori"] is None
     assert hello["sessionId"] == dojo.session_id
+    connection = hello["you"].pop("connection")  # this socket's id, for the call
+    assert isinstance(connection, str)
+    assert connection
     assert hello["you"] == {
         "userId": guest.user_id,
         "username": guest.username,

@@ -414,3 +414,47 @@ def _type_two_lines(typist: Page, other: Page, *, delay: int) -> None:
     typist.keyboard.type("# first\n", delay=delay)
     typist.keyboard.type("# second\n", delay=delay)
     wait_until(other, lambda: "# second" in editor_text(other), "the typing to arrive")
+
+
+def test_a_second_tab_takes_the_call_over(site: Site) -> None:
+    """The host joins the call from a second tab: that tab has the call and the guest hears
+    it; the first tab hangs up, says where the call went, and can take it back."""
+    host, guest, _, room = dojo(site)
+    first = in_room(site, host, room)
+    guest_page = in_room(site, guest, room)
+    join_voice(first)
+    join_voice(guest_page)
+    hears_more(guest_page, host["userId"])
+
+    second = in_room(site, host, room)
+    expect(second.get_by_text("You are in the call from another tab or device.")).to_be_visible()
+    expect(in_call(second, host["username"])).to_contain_text("(you)")
+    second.get_by_role("button", name="Join voice here").click()
+    expect(second.get_by_text("You are in the call.")).to_be_visible()
+
+    expect(first.get_by_text("this tab left it")).to_be_visible()
+    expect(first.get_by_text("You are in the call from another tab or device.")).to_be_visible()
+    wait_until(first, lambda: stats(first)["peers"] == {}, "the first tab to hang up")
+    assert stats(first)["inVoice"] is False
+    # The guest hears the host from the second tab, and never saw the host leave.
+    wait_until(
+        second,
+        lambda: received_from(second, guest["userId"]) > 1000,
+        "the second tab to hear the guest",
+        lambda: str(stats(second)),
+        seconds=20,
+    )
+    hears_more(guest_page, host["userId"])
+    expect(in_call(guest_page, host["username"])).to_be_visible()
+    assert guest_page.locator("audio[data-user]").count() == 1
+
+    # Back to the first tab, on purpose.
+    first.get_by_role("button", name="Join voice here").click()
+    expect(first.get_by_text("You are in the call.")).to_be_visible()
+    expect(second.get_by_text("this tab left it")).to_be_visible()
+    wait_until(second, lambda: stats(second)["peers"] == {}, "the second tab to hang up")
+    hears_more(guest_page, host["userId"])
+    # Closing the tab that lost the call leaves the host in it.
+    second.close()
+    hears_more(guest_page, host["userId"])
+    expect(in_call(guest_page, host["username"])).to_be_visible()

@@ -103,7 +103,7 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
   )
 
   // --- state ------------------------------------------------------------------------------
-  const people = new Map() // userId → { inVoice, muted, speaking }, as the server says
+  const people = new Map() // userId → { inVoice, muted, speaking, connection }, as the server says
   const links = new Map() // userId → { pc, offerer, pending: [], audio }
   let local = null // { stream, track, context, timer } while in the call
   let joining = false
@@ -114,6 +114,10 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
   let disabled = false
   let lastReport = 0
   let reportTimer = null
+  // The events sockets this page has had (their `connection`), and whether this user is in
+  // the call from another tab or device, which took it over.
+  const connections = new Set()
+  let elsewhere = false
 
   const showProblem = (text) => {
     problem.hidden = !text
@@ -139,13 +143,14 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     )
     empty.hidden = sorted.length > 0
     const inside = local !== null
-    joinButton.textContent = inside ? 'Leave voice' : 'Join voice'
+    joinButton.textContent = inside ? 'Leave voice' : elsewhere ? 'Join voice here' : 'Join voice'
     joinButton.className = inside ? 'secondary' : ''
     joinButton.disabled = disabled || joining
     muteButton.hidden = !inside
     muteButton.setAttribute('aria-pressed', muted ? 'true' : 'false')
     muteButton.disabled = disabled
     if (joining) state.textContent = 'Joining the call…'
+    else if (!inside && elsewhere) state.textContent = 'You are in the call from another tab or device.'
     else if (!inside) state.textContent = 'You are not in the call.'
     else state.textContent = muted ? 'You are in the call, muted.' : 'You are in the call.'
     if (recording) {
@@ -165,7 +170,9 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
 
   // --- my voice state, reported (throttled) --------------------------------------------------
   const mine = () => ({ type: 'voice', inVoice: local !== null, muted, speaking: speaking && !muted })
-  const report = (now = false) => {
+  // `takeOver`: this page joins (again), taking the call from another tab of this user if
+  // one has it; without it the server takes a report of a page whose call moved as late.
+  const report = (now = false, takeOver = false) => {
     clearTimeout(reportTimer)
     const wait = lastReport + REPORT_MS - Date.now()
     if (!now && wait > 0) {
@@ -173,7 +180,7 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
       return
     }
     lastReport = Date.now()
-    send(mine())
+    send(takeOver ? { ...mine(), takeOver: true } : mine())
     const { type, ...s } = mine()
     people.set(me.userId, s)
     paint()
@@ -280,7 +287,7 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     }
     if (message.kind === 'offer') {
       if (!local) {
-        signal(from, 'bye', null)
+        if (!elsewhere) signal(from, 'bye', null) // the call's page answers, not this one
         return
       }
       const link = connect(from, false)
@@ -362,7 +369,9 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     const [track] = stream.getAudioTracks()
     track.enabled = !muted
     local = { stream, track, ...detectSpeech(stream) }
-    report(true)
+    elsewhere = false
+    showProblem(null)
+    report(true, true)
     ensurePeers()
     syncRecorder()
   }
@@ -381,6 +390,18 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     paint()
   }
 
+  // This user joined the call from another tab or device (`state`, its voice event): the call
+  // is that page's now; this one hangs up without telling (that would end the other's call).
+  const movedElsewhere = (state) => {
+    elsewhere = true
+    if (local) {
+      leave({ tell: false })
+      showProblem('You joined the call from another tab or device; this tab left it.')
+    }
+    people.set(me.userId, { inVoice: true, muted: state.muted, speaking: state.speaking })
+    paint()
+  }
+
   joinButton.addEventListener('click', () => (local ? leave() : join()))
   muteButton.addEventListener('click', () => {
     if (!local) return
@@ -396,7 +417,7 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
       const peers = {}
       for (const [userId, link] of links) peers[userId] = await audioStats(link.pc)
       const analysis = local && local.context ? local.context.state : null
-      return { inVoice: local !== null, muted, speaking, analysis, peers, recorder: recorder ? await audioStats(recorder.pc) : null }
+      return { inVoice: local !== null, elsewhere, muted, speaking, analysis, peers, recorder: recorder ? await audioStats(recorder.pc) : null }
     },
   }
   window.pocdojoVoice = hook
@@ -414,11 +435,13 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
           for (const userId of [...links.keys()]) close(userId)
           stopRecorder()
           people.clear()
+          if (message.you && message.you.connection) connections.add(message.you.connection)
           for (const v of message.voice || []) {
-            if (v.userId !== me.userId) people.set(v.userId, { inVoice: v.inVoice, muted: v.muted, speaking: v.speaking })
+            if (v.userId !== me.userId) people.set(v.userId, { inVoice: v.inVoice, muted: v.muted, speaking: v.speaking, connection: v.connection })
+            else if (!connections.has(v.connection)) movedElsewhere(v) // while this page was away
           }
           recording = message.recording && message.recording.state === 'started' ? message.recording : null
-          if (local) report(true)
+          if (local) report(true, true)
           paint()
           ensurePeers()
           syncRecorder()
@@ -426,18 +449,29 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
         }
         case 'voice':
           if (message.userId === me.userId) {
+            if (message.inVoice && message.connection && !connections.has(message.connection)) {
+              movedElsewhere(message) // joined from another tab or device
+              break
+            }
             // This page knows its own state best. But an old socket of this page's, closing
             // late after a reconnect, takes this user out of the call (and hangs up their
             // recorder peer): say again that they are in it.
             if (!message.inVoice && local) {
-              report(true)
+              report(true, true)
               stopRecorder()
               syncRecorder()
+            } else if (!message.inVoice && elsewhere) {
+              elsewhere = false // the other tab left the call
+              people.delete(me.userId)
+              paint()
             }
             break
           }
           if (message.inVoice) {
-            people.set(message.userId, { inVoice: true, muted: message.muted, speaking: message.speaking })
+            const before = people.get(message.userId)
+            // In the call from another tab or device now: that page connects afresh.
+            if (before && before.connection && before.connection !== message.connection) close(message.userId)
+            people.set(message.userId, { inVoice: true, muted: message.muted, speaking: message.speaking, connection: message.connection })
           } else {
             people.delete(message.userId)
             close(message.userId)
@@ -461,6 +495,7 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
     },
     /** Show an `error` message that is voice's; answer whether it was. */
     error(message) {
+      if (message.code === 'voice_elsewhere') return true // a late report; the call moved
       if (!RECORDER_ERRORS.has(message.code) && !['recording_running'].includes(message.code)) return false
       if (message.code !== 'not_recording' || !recording) showProblem(`Recording: ${message.message}`)
       if (RECORDER_ERRORS.has(message.code)) stopRecorder()
