@@ -232,3 +232,27 @@ def test_a_failed_render_leaves_no_files(tmp_path: Path) -> None:
 
 def test_estimate_grows_with_the_recording() -> None:
     assert 0 < estimate_seconds(0) < estimate_seconds(60) < estimate_seconds(600)
+
+
+def test_a_long_line_scrolls_the_view_sideways_to_the_edit() -> None:
+    """An edit past the right edge is in sight, drawn in its author's colour; the view scrolls
+    back once the edit is on a line that fits."""
+    view = CodeView(ReplaySpec("t", "Python", 1.0, {ALICE: "alice"}))
+    short = "x = 1\n"
+    long_line = "values = [" + ", ".join(str(n) for n in range(200)) + "]"
+    code = short + long_line + "\n"
+    end = len(short) + len(long_line) - 1  # the closing bracket, far past the edge
+    authors = [ALICE if i == end else None for i in range(len(code))]
+    image = view.draw(CodeState(0.0, code, authors, end))
+    column = end - len(short)
+    assert view.left > 0
+    box = view.cell(1, column)
+    assert box is not None, (view.left, column)
+    assert _close(_underline(view, 1, column, image), user_color(ALICE))
+    assert view.cell(1, 0) is None  # the line's start scrolled out of sight
+    # A tab counts as the columns it takes.
+    tabbed = "\t" * 40 + "y"
+    view.draw(CodeState(0.0, tabbed, [None] * len(tabbed), len(tabbed) - 1))
+    assert view.cell(0, 40 * 4) is not None
+    view.draw(CodeState(0.0, code, [None] * len(code), 2))  # back on the short line
+    assert view.left == 0

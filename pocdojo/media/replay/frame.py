@@ -21,12 +21,15 @@ CODE_SIZE: Final = 18
 LINE_HEIGHT: Final = 26
 GUTTER: Final = 64  # line numbers
 TAB: Final = 4
-# Lines kept in sight above and below the last edit when scrolling.
+# Lines kept in sight above and below the last edit when scrolling; columns kept in sight
+# left and right of it when a long line scrolls the view sideways.
 CONTEXT_LINES: Final = 3
+CONTEXT_COLUMNS: Final = 8
 # How much of the author's colour tints the background behind their characters (the web
 # app's selections use a fifth of it).
 TINT: Final = 0.2
 UNDERLINE: Final = 3
+MORE: Final = "\u203a"  # a single right-pointing angle quotation mark, at a line cut short
 
 _HEADER_BG: Final = (0x24, 0x29, 0x2F)
 _HEADER_FG: Final = (0xFF, 0xFF, 0xFF)
@@ -62,6 +65,16 @@ def _lines(state: CodeState, syntax: Sequence[Color]) -> list[list[Cell]]:
     return lines
 
 
+def _column(code: str, offset: int) -> int:
+    """The column (tabs expanded, as ``_lines`` does) of the character at ``offset``."""
+    column = 0
+    for char in code[code.rfind("\n", 0, offset) + 1 : offset]:
+        if char == "\r":
+            continue
+        column += TAB - column % TAB if char == "\t" else 1
+    return column
+
+
 def _runs(cells: Sequence[Cell]) -> list[tuple[int, str, Color, str | None]]:
     """Cells grouped into runs of one colour and one author: (first column, text, …)."""
     runs: list[tuple[int, str, Color, str | None]] = []
@@ -85,14 +98,15 @@ class CodeView:
         self._advance = self._face.length("M")
         self._columns = int((WIDTH - _CODE_X - MARGIN) // self._advance)
         self.top = 0  # the first line in sight
+        self.left = 0  # the first column in sight (long lines scroll the view sideways)
 
     def cell(self, line: int, column: int) -> tuple[int, int, int, int] | None:
         """Where the character at ``line`` and ``column`` (of the tab-expanded text, both from
         0) was drawn last, as (left, top, right, bottom); None when out of sight."""
-        row = line - self.top
-        if not 0 <= row < VISIBLE_LINES or not 0 <= column < self._columns:
+        row, shown = line - self.top, column - self.left
+        if not 0 <= row < VISIBLE_LINES or not 0 <= shown < self._columns:
             return None
-        left = _CODE_X + column * self._advance
+        left = _CODE_X + shown * self._advance
         top = _CODE_TOP + row * LINE_HEIGHT
         return round(left), top, round(left + self._advance) - 1, top + LINE_HEIGHT - 1
 
@@ -103,11 +117,20 @@ class CodeView:
         # Lines deleted at the end: scroll back up, as far as the edit stays in sight.
         self.top = max(0, min(self.top, max(line_count - VISIBLE_LINES, high)))
 
+    def _scroll_sideways(self, edited_column: int) -> None:
+        """As an editor does: only as far as keeps the edit's column in sight, with some
+        columns around it; back to the start once it fits from there."""
+        low = edited_column + CONTEXT_COLUMNS - self._columns + 1
+        high = max(0, edited_column - CONTEXT_COLUMNS)
+        self.left = max(0, min(max(self.left, low), high))
+
     def draw(self, state: CodeState) -> Image.Image:
         """A whole frame with ``state``'s code (the header left blank for :func:`header`)."""
         lines = _lines(state, colors(self._lexer, state.code))
-        edited_line = state.code.count("\n", 0, max(0, min(state.edited, len(state.code))))
+        edited = max(0, min(state.edited, len(state.code)))
+        edited_line = state.code.count("\n", 0, edited)
         self._scroll(edited_line, len(lines))
+        self._scroll_sideways(_column(state.code, edited))
         image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
         draw = ImageDraw.Draw(image)
         baseline_offset = (LINE_HEIGHT + self._face.ascent - self._face.descent) // 2
@@ -118,7 +141,12 @@ class CodeView:
             self._gutter_face.draw_right(
                 draw, _CODE_X - 16, y + baseline_offset, str(number + 1), _GUTTER_FG
             )
-            self._line(draw, lines[number][: self._columns], y, y + baseline_offset)
+            line = lines[number]
+            self._line(draw, line[self.left : self.left + self._columns], y, y + baseline_offset)
+            if len(line) > self.left + self._columns:  # it goes on past the right edge
+                self._gutter_face.draw(
+                    draw, WIDTH - MARGIN + 6, y + baseline_offset, MORE, _GUTTER_FG
+                )
         if not state.code:
             self._face.draw(draw, _CODE_X, _CODE_TOP + baseline_offset, "…", _GUTTER_FG)
         return image
