@@ -458,3 +458,41 @@ def test_a_second_tab_takes_the_call_over(site: Site) -> None:
     second.close()
     hears_more(guest_page, host["userId"])
     expect(in_call(guest_page, host["username"])).to_be_visible()
+
+
+def test_a_replay_opened_while_recording_grows_with_the_code(site: Site) -> None:
+    """The replay of a running recording takes the code typed since it was opened (kept at
+    its end, it shows it), and once the recording stops, its audio."""
+    host, guest, session_id, room = dojo(site)
+    host_page = in_room(site, host, room)
+    viewer = in_room(site, guest, room)  # joins the session
+    join_voice(host_page)
+    host_page.get_by_role("button", name="Start recording").click()
+    wait_recorder_hears(host_page, "the host's")
+    [listed] = site.rest(
+        "GET", f"/v1/dojos/sessions/{session_id}/recordings", token=guest["token"]
+    )["recordings"]
+    viewer.goto(f"{site.url}/dojos/{session_id}/recordings/{listed['recordingId']}")
+    expect(viewer.get_by_text("This recording is still running")).to_be_visible()
+    expect(viewer.locator(".replay .length")).to_contain_text("so far")
+    position = viewer.get_by_label("Position")
+    first_end = float(position.get_attribute("max") or 0)
+    position.fill(f"{first_end:.1f}")  # at the end: the view keeps to it as it grows
+    wait_until(viewer, lambda: "return 42" in shown_code(viewer), "the code so far")
+
+    host_page.locator(".cm-content").click()
+    host_page.keyboard.press("Control+End")
+    host_page.keyboard.type("# typed while watching\n", delay=40)
+    wait_until(
+        viewer,
+        lambda: "# typed while watching" in shown_code(viewer),
+        "the replay to take the new code",
+        lambda: repr(shown_code(viewer)),
+        seconds=20,
+    )
+    assert float(position.get_attribute("max") or 0) > first_end
+
+    host_page.get_by_role("button", name="Stop recording").click()
+    expect(viewer.get_by_label("Recorded voice")).to_be_attached(timeout=90_000)
+    expect(viewer.locator(".replay .length")).to_contain_text("long")
+    expect(viewer.get_by_text("This recording is still running")).to_have_count(0)

@@ -23,14 +23,16 @@ const STATUS = {
 }
 
 /**
- * Build the player. Returns `{ node, destroy }`.
+ * Build the player. Returns `{ node, grow, destroy }`: `grow(timeline)` takes a newer timeline
+ * answer of a recording still running (the code typed since; the view stays where it is, or
+ * keeps to the end if it was there).
  *
  * @param {object} opts session (GET answer), recording (GET recording answer), timeline (the
  *   timeline answer), language, sessionHref, listHref
  */
 export function mountPlayer({ session, recording, timeline, language, sessionHref, listHref }) {
-  const code = new CodeTimeline(timeline)
-  const duration = Math.max(Number(timeline.duration || recording.duration || 0), code.end)
+  let code = new CodeTimeline(timeline)
+  let duration = Math.max(Number(timeline.duration || recording.duration || 0), code.end)
   const audioUrl = (timeline.audio && (timeline.audio.ogg || timeline.audio.m4a)) || recording.oggUrl || recording.m4aUrl
 
   const position = h('input', { type: 'range', min: 0, max: duration.toFixed(1), step: 0.1, value: 0, id: uid('position') })
@@ -47,11 +49,17 @@ export function mountPlayer({ session, recording, timeline, language, sessionHre
     : null
   if (audio && !audio.querySelector('source')) audio.src = audioUrl
   const note = STATUS[recording.status]
+  const running = recording.status === 'recording'
+  const length = h('span', { class: 'length' })
+  const paintLength = () => {
+    length.textContent = `${clock(duration)} ${running ? 'so far' : 'long'}`
+  }
+  paintLength()
   const node = h(
     'section',
     { class: 'replay' },
     h('h1', null, `Replay of ${session.title}`),
-    h('p', { class: 'meta' }, `Recorded ${when(recording.startedAt)} · ${clock(duration)} long · `, h('a', { href: listHref }, 'All recordings'), ' · ', h('a', { href: sessionHref }, 'The dojo')),
+    h('p', { class: 'meta' }, `Recorded ${when(recording.startedAt)} · `, length, ' · ', h('a', { href: listHref }, 'All recordings'), ' · ', h('a', { href: sessionHref }, 'The dojo')),
     note ? h('p', { class: 'note', role: 'status' }, recording.status === 'failed' && recording.error ? `${note}: ${recording.error}` : note) : null,
     h(
       'div',
@@ -142,6 +150,17 @@ export function mountPlayer({ session, recording, timeline, language, sessionHre
 
   return {
     node,
+    grow(newer) {
+      if (destroyed) return
+      const atEnd = Number(position.value) >= Number(position.max) - 0.05
+      code.destroy()
+      code = new CodeTimeline(newer)
+      duration = Math.max(Number(newer.duration || 0), code.end, duration)
+      position.max = duration.toFixed(1)
+      paintLength()
+      shownCount = -1
+      show(atEnd ? duration : Number(position.value), { fromScrubber: !atEnd })
+    },
     destroy() {
       destroyed = true
       cancelAnimationFrame(frame)

@@ -5,6 +5,7 @@ import { api } from '../api.js'
 import { h, poller, replace, when } from '../dom.js'
 
 const POLL_MS = 1500
+const LIVE_MS = 3000 // a replay of a recording still running, or being mixed, refreshed
 const STATUS = { recording: 'Recording', processing: 'Being mixed', ready: 'Ready', failed: 'Failed' }
 
 function length(seconds) {
@@ -52,14 +53,38 @@ export async function replayScreen({ params, onLeave }) {
     }
   }
   const { mountPlayer } = await import('../replay/player.js')
-  const player = mountPlayer({
-    session,
-    recording,
-    timeline,
-    language,
-    sessionHref: `/dojos/${sessionId}`,
-    listHref: `/dojos/${sessionId}/recordings`,
+  const mount = (answer, lines) =>
+    mountPlayer({
+      session,
+      recording: answer,
+      timeline: lines,
+      language,
+      sessionHref: `/dojos/${sessionId}`,
+      listHref: `/dojos/${sessionId}/recordings`,
+    })
+  let player = mount(recording, timeline)
+  onLeave(() => player.destroy())
+  const page = h('div', { class: 'replay-page' }, player.node)
+  // While it records, the code typed since joins the player; once it stops (its audio being
+  // mixed, then ready), the player is built again with what the recording has then.
+  let status = recording.status
+  const follow = poller(onLeave, LIVE_MS, async () => {
+    let answer
+    let lines
+    try {
+      ;[answer, lines] = await Promise.all([api('GET', base), api('GET', `${base}/timeline`)])
+    } catch {
+      return true // try again later
+    }
+    if (answer.status === 'recording') player.grow(lines)
+    else if (answer.status !== status) {
+      player.destroy()
+      player = mount(answer, lines)
+      replace(page, player.node)
+    }
+    status = answer.status
+    return status === 'recording' || status === 'processing'
   })
-  onLeave(player.destroy)
-  return player.node
+  if (status === 'recording' || status === 'processing') setTimeout(() => follow().catch(() => {}), LIVE_MS)
+  return page
 }
