@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pocdojo.cluster import pid_alive
+from pocdojo.core.netports import free_ports
 from pocdojo.core.settings import Settings
 
 POCDOJO = Path(sys.executable).parent / "pocdojo"
@@ -27,10 +28,9 @@ STOP_TIMEOUT = 60.0
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port, outside the ephemeral range (see ``pocdojo.core.ports``)."""
+    (port,) = free_ports(1)
+    return port
 
 
 def cli_env(**variables: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pocdojo.core.s3server import free_ports
+from pocdojo.core.netports import free_ports
 
 START_TIMEOUT = 10.0
 READY = "Total General servers"

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from pocdojo.core.netports import free_port_with_twin, free_ports
 
 ACCESS_KEY = "pocdojo-local"
 SECRET_KEY = "pocdojo-local-secret-key"
@@ -58,34 +59,6 @@ def find_weed() -> Path | None:
         return beside
     found = shutil.which("weed")
     return Path(found) if found else None
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports (bound together so they differ, then released)."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        return ports
-
-
-def free_port_with_twin(offset: int, taken: set[int]) -> int:
-    """A free port, not in ``taken``, whose ``+ offset`` twin is free too (servers that listen
-    on a port and on a second one derived from it)."""
-    for _ in range(100):
-        (port,) = free_ports(1)
-        twin = port + offset
-        if port in taken or twin in taken or twin > 65535:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", twin))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError(f"no free pair of ports {offset} apart")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pocdojo.core.s3server import free_port_with_twin
+from pocdojo.core.netports import free_port_with_twin
 
 NODE_TIMEOUT_MS = 2000  # how long a primary may be silent before its replica takes over
 START_TIMEOUT = 30.0

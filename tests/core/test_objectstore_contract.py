@@ -37,6 +37,7 @@ from pocdojo.core.errors import (
     Unavailable,
     ValidationFailed,
 )
+from pocdojo.core.netports import free_ports
 from pocdojo.core.objectstore import (
     FilesystemStore,
     ObjectStore,
@@ -49,7 +50,7 @@ from pocdojo.core.objectstore import (
     video_key,
 )
 from pocdojo.core.objectstore.s3 import S3Store
-from pocdojo.core.s3server import SeaweedS3, free_ports
+from pocdojo.core.s3server import SeaweedS3
 
 SECRET = b"object-store-contract-signing-secret"
 BUCKET = "pocdojo-contract"

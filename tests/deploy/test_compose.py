@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
+from pocdojo.core.netports import free_ports
 from pocdojo.core.settings import Settings
 from tests.deploy.known import BOTO3_VARIABLES, known_variables
 
@@ -177,9 +177,7 @@ def test_coturn_accepts_its_command_line(tmp_path: Path) -> None:
     turnserver = shutil.which("turnserver")
     if turnserver is None:
         pytest.skip("coturn is not installed (Debian's coturn): its options were not tried")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    (port,) = free_ports(1)
     options = [
         option
         for option in loaded()["services"]["coturn"]["command"]

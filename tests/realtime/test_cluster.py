@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -26,6 +25,7 @@ import aiohttp
 import pytest
 
 from pocdojo.cluster import pid_alive, read_state
+from pocdojo.core.netports import free_run
 from pocdojo.core.valkeycluster import binaries as valkey_binaries
 from pocdojo.core.valkeycluster import info as valkey_info
 from pocdojo.core.valkeycluster import primary_of as valkey_primary_of
@@ -43,25 +43,6 @@ pytestmark = [
 NODES = 3
 TYPE_EVERY = 0.15  # seconds between one client's markers
 MARKER = re.compile(r"<[a-z]+:\d+>")
-
-
-def _free_run(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first: int = probe.getsockname()[1]
-        if first + count > 65000:
-            continue
-        with contextlib.ExitStack() as stack:
-            try:
-                for port in range(first, first + count):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return first
-    raise RuntimeError("no run of free ports")
 
 
 @dataclass
@@ -85,7 +66,7 @@ class Running:
 
 @contextlib.contextmanager
 def _cluster(tmp_path: Path, nodes: int = NODES, *options: str) -> Iterator[Running]:
-    first = _free_run(nodes + 1)
+    first = free_run(nodes + 1)
     data_dir, log = tmp_path / "data", tmp_path / "cluster.log"
     argv = [str(POCDOJO), "cluster", "--data-dir", str(data_dir), "--nodes", str(nodes)]
     argv += ["--port", str(first), "--node-port", str(first + 1), *(options or ("--workers", "1"))]
