@@ -438,7 +438,7 @@ export function voicePanel({ isHost, me, nameOf, send, ice, refreshIce, recordin
           if (message.you && message.you.connection) connections.add(message.you.connection)
           for (const v of message.voice || []) {
             if (v.userId !== me.userId) people.set(v.userId, { inVoice: v.inVoice, muted: v.muted, speaking: v.speaking, connection: v.connection })
-            else if (!connections.has(v.connection)) movedElsewhere(v) // while this page was away
+            else if (v.connection && !connections.has(v.connection)) movedElsewhere(v) // while this page was away
           }
           recording = message.recording && message.recording.state === 'started' ? message.recording : null
           if (local) report(true, true)
