@@ -11,6 +11,7 @@ joiner at once. Each socket is a ``peer.Peer``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import math
@@ -74,18 +75,15 @@ class Remote:
     at: float = 0.0
     # Its place among the remote updates this process received, in the order they arrived.
     order: int = field(default_factory=lambda: next(_ARRIVALS))
-    _footprint: wire.Footprint | bool = field(default=False, repr=False)
 
-    @property
+    @functools.cached_property
     def footprint(self) -> wire.Footprint | None:
         """What it adds and needs (read once, when first asked); None if it cannot be read
         (accepted before the strict reader existed)."""
-        if self._footprint is False:
-            try:
-                self._footprint = wire.footprint(self.update)
-            except Malformed:
-                self._footprint = True
-        return self._footprint if isinstance(self._footprint, wire.Footprint) else None
+        try:
+            return wire.footprint(self.update)
+        except Malformed:
+            return None
 
 
 class Local(NamedTuple):
@@ -684,9 +682,8 @@ def _needed(
         or sum(len(u.update) for u in local) > _NEEDS_MAX_LOCAL_BYTES
     ):
         return remote, []
-    prints = [r.footprint for r in remote]
-    known = [p for p in prints if p is not None]
-    if len(known) < len(prints):
+    known = [r.footprint for r in remote if r.footprint is not None]
+    if len(known) < len(remote):
         return remote, []
     taken = [i < aged for i in range(len(remote))]
     wanted: list[wire.Range] = [n for p in known[:aged] for n in p.needs]

@@ -17,8 +17,8 @@ from redis.asyncio import Redis, RedisCluster
 from pocdojo.core.redisclient import AnyRedis
 from pocdojo.realtime import voice
 from tests.conftest import Engines
-from tests.dojo_helpers import create_dojo, join
-from tests.helpers import register, signup
+from tests.dojo_helpers import Dojo, create_dojo, join
+from tests.helpers import Account, register, signup
 from tests.yclient import next_event
 
 Client = TestClient[Any, Any]
@@ -30,12 +30,17 @@ def _on(client: Client, url: str) -> str:
     return f"ws://{client.host}:{client.port}/v1/{url.split('/v1/', 1)[1]}"
 
 
-async def test_voice_state_reaches_every_node_and_later_joiners(make_client: MakeClient) -> None:
+async def _two_nodes(make_client: MakeClient) -> tuple[Client, Account, Dojo, Account, str]:
+    """A second node, a host, their dojo (made on the first node), a guest and its token."""
     one, two = await make_client(), await make_client()
     host = await signup(one)
     dojo = await create_dojo(one, host)
     guest = await register(one, host)
-    guest_token = await join(one, dojo, guest)
+    return two, host, dojo, guest, await join(one, dojo, guest)
+
+
+async def test_voice_state_reaches_every_node_and_later_joiners(make_client: MakeClient) -> None:
+    two, host, dojo, _, guest_token = await _two_nodes(make_client)
     async with aiohttp.ClientSession() as http:
         talker = await http.ws_connect(dojo.events(dojo.host_token))  # node one
         connection = (await next_event(talker, "welcome"))["you"]["connection"]
@@ -82,11 +87,7 @@ async def test_a_users_second_socket_takes_the_call_over(
     """A user joins the call from a second tab: that tab has the call, on every node. The
     first tab's signals, late updates and closing no longer touch it, until it takes the
     call back."""
-    one, two = await make_client(), await make_client()
-    host = await signup(one)
-    dojo = await create_dojo(one, host)
-    guest_account = await register(one, host)
-    guest_token = await join(one, dojo, guest_account)
+    two, host, dojo, guest_account, guest_token = await _two_nodes(make_client)
     async with aiohttp.ClientSession() as http:
         guest = await http.ws_connect(dojo.events(guest_token))  # node one
         await next_event(guest, "welcome")
@@ -145,9 +146,7 @@ async def test_a_socket_that_lost_the_call_cannot_end_it(
     closing after a second took the call over (on a node that had not heard yet) leaves the
     user in the call."""
     url = redis_mode["redis_url"].get_secret_value() if redis_mode else engines.redis_url
-    redis: AnyRedis = (
-        RedisCluster.from_url(url) if redis_mode else Redis.from_url(engines.redis_url)
-    )
+    redis: AnyRedis = RedisCluster.from_url(url) if redis_mode else Redis.from_url(url)
     session, user = uuid.uuid4(), uuid.uuid4()
     try:
         joined = voice.VoiceState(in_voice=True, connection="second-tab")

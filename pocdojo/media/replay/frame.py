@@ -118,8 +118,8 @@ class CodeView:
         self.top = max(0, min(self.top, max(line_count - VISIBLE_LINES, high)))
 
     def _scroll_sideways(self, edited_column: int) -> None:
-        """As an editor does: only as far as keeps the edit's column in sight, with some
-        columns around it; back to the start once it fits from there."""
+        """As an editor does: either way, only as far as keeps the edit's column in sight with
+        ``CONTEXT_COLUMNS`` around it (so back to the start for an edit near a line's start)."""
         low = edited_column + CONTEXT_COLUMNS - self._columns + 1
         high = max(0, edited_column - CONTEXT_COLUMNS)
         self.left = max(0, min(max(self.left, low), high))
